@@ -1,0 +1,306 @@
+"""The public conformance suite: does a Method class keep the contract of bench/method.py?
+
+In the spirit of sklearn's check_estimator. Every rule is a function
+
+    check_<rule>(method_cls, params=None) -> str | None
+
+that builds the method as `method_cls(**params)`, runs it on small seeded synthetic data and
+raises AssertionError with a readable message on a violation (returning an optional note when it
+passes). Each rule tests one property and tolerates violations of the others (a numpy output is
+only the output_type rule's business), so a broken method fails exactly the rules it breaks.
+
+    results = run_checks(resolve_method("submissions/my-method"))   # or a registered name
+"""
+from __future__ import annotations
+
+import inspect
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from bench.method import METHODS, Method, get_method, load_submission
+from bench.preprocessing import pad_or_truncate
+
+FLOOR = "absolute"  # the no-translation method: the floor cannot be asked to beat itself
+N_ANCHORS, N_EVAL, DIM = 48, 12, 8  # small: the whole suite runs in well under a second
+DIM_CASES = ((5, DIM), (DIM, DIM), (DIM, 5))  # (dx, dy): dx < dy, dx = dy, dx > dy
+RTOL, ATOL = 1e-5, 1e-6  # "the same output": equal up to float32 reassociation
+
+
+@dataclass
+class CheckResult:
+    rule: str
+    passed: bool
+    message: str
+
+
+# ---------------------------------------------------------------------------------------------
+# synthetic data
+
+
+def make_rotation_pair(
+    n: int, dx: int, dy: int, seed: int = 0, noise: float = 0.05, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """X (n, dx) Gaussian; Y (n, dy) = X zero-padded to max(dx, dy), rotated, cut to dy, plus noise."""
+    generator = torch.Generator().manual_seed(seed)
+    d = max(dx, dy)
+    X = torch.randn(n, dx, generator=generator)
+    Q, _ = torch.linalg.qr(torch.randn(d, d, generator=generator))  # (d, d) a random rotation
+    Y = (pad_or_truncate(X, d) @ Q)[:, :dy] + noise * torch.randn(n, dy, generator=generator)
+    return X.to(dtype), Y.to(dtype)
+
+
+def _data(dx: int = DIM, dy: int = DIM, dtype: torch.dtype = torch.float32, device: str = "cpu"):
+    """Fresh tensors on every call (a method that mutates its input cannot spoil a later fit)."""
+    X, Y = make_rotation_pair(N_ANCHORS + N_EVAL, dx, dy, seed=dx * 100 + dy, dtype=dtype)
+    X, Y = X.to(device), Y.to(device)
+    return X[:N_ANCHORS], Y[:N_ANCHORS], X[N_ANCHORS:], Y[N_ANCHORS:]  # anchors, then evaluation
+
+
+def _build(method_cls: type, params: dict[str, Any] | None) -> Method:
+    return method_cls(**dict(params or {}))
+
+
+def _build_seeded(method_cls: type, params: dict[str, Any] | None, seed: int = 0) -> Method:
+    kwargs = dict(params or {})
+    if "seed" in inspect.signature(method_cls.__init__).parameters:
+        kwargs.setdefault("seed", seed)
+    return method_cls(**kwargs)
+
+
+def _tensor(output: Any) -> torch.Tensor:
+    """The output as a CPU tensor, whatever its type: the type is checked by output_type alone."""
+    if isinstance(output, torch.Tensor):
+        return output.detach().cpu()
+    return torch.as_tensor(np.asarray(output))
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.allclose(a, b, rtol=RTOL, atol=ATOL)
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> str:
+    if a.shape != b.shape:
+        return f"shapes {tuple(a.shape)} and {tuple(b.shape)}"
+    return f"max abs difference {(a - b).abs().max().item():.3g}"
+
+
+# ---------------------------------------------------------------------------------------------
+# the rules
+
+
+def check_params_roundtrip(method_cls: type, params: dict[str, Any] | None = None) -> None:
+    """__init__ stores every argument unchanged under its own name: get_params, clone work."""
+    params = dict(params or {})
+    method = _build(method_cls, params)
+    signature = inspect.signature(method_cls.__init__).parameters
+    names = [k for k, p in signature.items() if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    try:
+        got = method.get_params(deep=False)
+    except Exception as error:
+        raise AssertionError(
+            f"get_params() fails ({type(error).__name__}: {error}): every __init__ argument must be "
+            f"stored as an attribute of the same name, unchanged"
+        ) from error
+    assert set(got) == set(names), f"get_params() gives {sorted(got)}, __init__ takes {sorted(names)}"
+    for name in names:
+        expected = params.get(name, signature[name].default)
+        assert got[name] is expected or _equal(got[name], expected), (
+            f"__init__ stores {name}={got[name]!r}, was given {expected!r}: store hyperparameters "
+            f"unchanged and validate them in fit"
+        )
+    cloned = clone(method)  # sklearn's clone also checks that __init__ keeps each object as given
+    assert type(cloned) is method_cls, f"clone gives a {type(cloned).__name__}"
+    assert _equal_params(cloned.get_params(deep=False), got), "clone changes the parameters"
+    rebuilt = method_cls(**got)
+    assert _equal_params(rebuilt.get_params(deep=False), got), "method_cls(**get_params()) changes them"
+    assert method.set_params(**got) is method, "set_params must return self"
+
+
+def check_not_fitted(method_cls: type, params: dict[str, Any] | None = None) -> None:
+    """transform before fit raises NotFittedError (or an error whose message mentions fit)."""
+    _, _, X_eval, _ = _data()
+    try:
+        _build(method_cls, params).transform(X_eval)
+    except NotFittedError:
+        return
+    except Exception as error:
+        assert "fit" in str(error).lower(), (
+            f"transform before fit raises {type(error).__name__}: {error!s:.200}; raise sklearn's "
+            f"NotFittedError (self._check_fitted()) or an error that says fit is needed"
+        )
+        return
+    raise AssertionError("transform before fit returned instead of raising; call self._check_fitted()")
+
+
+def check_fit_returns_self(method_cls: type, params: dict[str, Any] | None = None) -> None:
+    X, Y, _, _ = _data()
+    method = _build_seeded(method_cls, params)
+    returned = method.fit(X, Y)
+    assert returned is method, f"fit returned {type(returned).__name__}, not self"
+
+
+def check_output_shape(method_cls: type, params: dict[str, Any] | None = None) -> None:
+    """transform maps (m, dx) to (m, dy) for dx < dy, dx = dy and dx > dy."""
+    for dx, dy in DIM_CASES:
+        X, Y, X_eval, _ = _data(dx, dy)
+        method = _build_seeded(method_cls, params)
+        method.fit(X, Y)
+        shape = tuple(_tensor(method.transform(X_eval)).shape)
+        assert shape == (N_EVAL, dy), f"dx={dx}, dy={dy}: output shape {shape}, expected {(N_EVAL, dy)}"
+
+
+def check_output_finite(method_cls: type, params: dict[str, Any] | None = None) -> None:
+    """No NaN or inf in the output, for dx < dy, dx = dy and dx > dy."""
+    for dx, dy in DIM_CASES:
+        X, Y, X_eval, _ = _data(dx, dy)
+        method = _build_seeded(method_cls, params)
+        method.fit(X, Y)
+        output = _tensor(method.transform(X_eval))
+        bad = (~torch.isfinite(output)).sum().item()
+        assert bad == 0, f"dx={dx}, dy={dy}: {bad} of {output.numel()} output values are NaN or inf"
+
+
+def check_inputs_unchanged(method_cls: type, params: dict[str, Any] | None = None) -> None:
+    """fit and transform leave their input tensors as they found them."""
+    X, Y, X_eval, _ = _data()
+    copies = X.clone(), Y.clone(), X_eval.clone()
+    method = _build_seeded(method_cls, params)
+    method.fit(X, Y)
+    assert torch.equal(X, copies[0]), "fit modified X in place"
+    assert torch.equal(Y, copies[1]), "fit modified Y in place"
+    method.transform(X_eval)
+    assert torch.equal(X_eval, copies[2]), "transform modified X in place"
+
+
+def check_rows_independent(method_cls: type, params: dict[str, Any] | None = None) -> None:
+    """transform(X)[i] == transform(X[i:i+1]): no batch statistics at transform time."""
+    X, Y, X_eval, _ = _data()
+    method = _build_seeded(method_cls, params)
+    method.fit(X, Y)
+    batch = _tensor(method.transform(X_eval))  # (m, dy)
+    for i in range(N_EVAL):
+        single = _tensor(method.transform(X_eval[i : i + 1]))  # (1, dy)
+        assert _close(single.reshape(-1), batch[i].reshape(-1)), (
+            f"row {i} alone differs from row {i} in a batch ({_max_diff(single.reshape(-1), batch[i].reshape(-1))}):"
+            f" rows must be translated independently"
+        )
+
+
+def check_output_type(method_cls: type, params: dict[str, Any] | None = None) -> None:
+    """One torch.Tensor out, on the input's device and with its dtype."""
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        for dtype in (torch.float32, torch.float64):
+            X, Y, X_eval, _ = _data(dtype=dtype, device=device)
+            method = _build_seeded(method_cls, params)
+            method.fit(X, Y)
+            output = method.transform(X_eval)
+            assert isinstance(output, torch.Tensor), (
+                f"transform returned {type(output).__module__}.{type(output).__name__}, not a torch.Tensor"
+            )
+            assert output.device == X_eval.device, f"{device} input gave output on {output.device}"
+            assert output.dtype == dtype, f"{dtype} input gave a {output.dtype} output"
+
+
+def check_seed_reproducible(method_cls: type, params: dict[str, Any] | None = None) -> None:
+    """The same data and seed give the same output: refitting, or fitting a fresh instance."""
+    X, Y, X_eval, _ = _data()
+    method = _build_seeded(method_cls, params)
+    method.fit(X, Y)
+    first = _tensor(method.transform(X_eval))
+    X, Y, X_eval, _ = _data()
+    method.fit(X, Y)
+    refit = _tensor(method.transform(X_eval))
+    assert _close(refit, first), f"refitting with the same seed changes the output ({_max_diff(refit, first)})"
+    fresh = _build_seeded(method_cls, params)
+    fresh.fit(X, Y)
+    other = _tensor(fresh.transform(X_eval))
+    assert _close(other, first), f"a fresh instance with the same seed differs ({_max_diff(other, first)})"
+
+
+def check_pickle_roundtrip(method_cls: type, params: dict[str, Any] | None = None) -> None:
+    """A pickled and unpickled fitted method gives the same output."""
+    X, Y, X_eval, _ = _data()
+    method = _build_seeded(method_cls, params)
+    method.fit(X, Y)
+    before = _tensor(method.transform(X_eval))
+    restored = pickle.loads(pickle.dumps(method))
+    after = _tensor(restored.transform(X_eval))
+    assert _close(after, before), f"the unpickled method gives another output ({_max_diff(after, before)})"
+
+
+def check_beats_floor(method_cls: type, params: dict[str, Any] | None = None) -> str | None:
+    """On spaces related by a rotation plus noise, lower MSE than no translation (pad/truncate)."""
+    if getattr(method_cls, "method_name", None) == FLOOR:
+        return f"skipped: {FLOOR!r} is the floor itself"
+    X, Y, X_eval, Y_eval = _data()
+    method = _build_seeded(method_cls, params)
+    method.fit(X, Y)
+    output = _tensor(method.transform(X_eval)).to(Y_eval.dtype)
+    assert output.shape == Y_eval.shape, f"output shape {tuple(output.shape)}, expected {tuple(Y_eval.shape)}"
+    mse = torch.mean((output - Y_eval) ** 2).item()
+    floor = torch.mean((pad_or_truncate(X_eval, Y_eval.shape[1]) - Y_eval) ** 2).item()
+    assert mse < floor, f"MSE {mse:.4g} does not beat the no-translation floor {floor:.4g}"
+    return f"MSE {mse:.3g} < floor {floor:.3g}"
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # arrays and tensors compare elementwise
+        return False
+
+
+def _equal_params(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a.keys() == b.keys() and all(a[k] is b[k] or _equal(a[k], b[k]) for k in a)
+
+
+RULES: list[tuple[str, Callable[..., str | None]]] = [
+    ("params_roundtrip", check_params_roundtrip),
+    ("not_fitted", check_not_fitted),
+    ("fit_returns_self", check_fit_returns_self),
+    ("output_shape", check_output_shape),
+    ("output_finite", check_output_finite),
+    ("inputs_unchanged", check_inputs_unchanged),
+    ("rows_independent", check_rows_independent),
+    ("output_type", check_output_type),
+    ("seed_reproducible", check_seed_reproducible),
+    ("pickle_roundtrip", check_pickle_roundtrip),
+    ("beats_floor", check_beats_floor),
+]
+
+
+def run_checks(method_cls: type, params: dict[str, Any] | None = None) -> list[CheckResult]:
+    """Run every rule; a rule that raises anything (a crash in fit included) is a failed rule."""
+    results = []
+    for rule, check in RULES:
+        try:
+            note = check(method_cls, params)
+        except AssertionError as error:
+            results.append(CheckResult(rule, False, str(error) or "assertion failed"))
+        except Exception as error:
+            results.append(CheckResult(rule, False, f"{type(error).__name__}: {error}"))
+        else:
+            results.append(CheckResult(rule, True, note or ""))
+    return results
+
+
+def resolve_method(name_or_path: str) -> type:
+    """A registered method's class, by name or by the path of a submission folder."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        names = load_submission(path)
+        if len(names) != 1:
+            found = ", ".join(names) or "none"
+            raise ValueError(f"{path} must register exactly one method with @register_method, found: {found}")
+        return METHODS._entries[names[0]].cls  # not get_method: that would import every submission
+    if path.exists() or "/" in name_or_path or "\\" in name_or_path:
+        raise ValueError(f"{name_or_path!r} is not a submission folder")
+    return get_method(name_or_path).cls

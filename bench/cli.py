@@ -1,0 +1,212 @@
+"""The `bench` command line (also `python -m bench`).
+
+Exit codes: 0 success; 1 a run finished with failed cells, or a conformance check failed;
+2 bad input (a task file, a name, a results file) - in which case nothing was written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from bench.method import REPO_ROOT
+
+EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.results import ResultStore
+    from bench.runner import Summary, resolve_device, run_task
+    from bench.task import check_against_data, discover_tasks, find_task
+
+    tasks = [find_task(t) for t in args.tasks] if args.tasks else discover_tasks(default_suite_only=True)
+    for task in tasks:  # validate everything before writing anything
+        check_against_data(task)
+    methods = set(args.methods.split(",")) if args.methods else None
+    if methods:
+        from bench.method import get_method
+
+        for name in methods:
+            if not any(name in (m.name, m.display) for t in tasks for m in t.methods):
+                get_method(name)  # raises with the closest names when it is not a method at all
+    results = Path(args.results)
+    if args.fresh:
+        _clear_results(results, tasks)
+    store, device, summary = ResultStore(results), resolve_device(args.device), Summary()
+    started = time.perf_counter()
+    for task in tasks:
+        run_task(task, store, device, summary, methods, progress=not args.quiet)
+    summary.seconds = time.perf_counter() - started
+    print(summary)
+    return EXIT_FAILED if summary.failed else 0
+
+
+def _clear_results(results: Path, tasks) -> None:
+    for task in tasks:
+        for path in (results / task.name).glob("*.jsonl"):
+            path.unlink()
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from bench.leaderboard import render
+
+    render(Path(args.results), Path(args.output))
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from bench.results import ResultStore
+
+    rows = [r for r in ResultStore(args.results).rows() if r["status"] == "ok"]
+    frame = pd.DataFrame([{
+        "task": r["task"], "task_version": r["task_version"], "dataset": r["dataset"], "source": r["source"],
+        "target": r["target"], "method": r["method"], "method_params": json.dumps(r["method_params"], sort_keys=True),
+        "n_anchors": r["n_anchors"], "seed": r["seed"], **r["metrics"],
+        "fit_seconds": r["fit_seconds"], "transform_seconds": r["transform_seconds"], "device": r["device"],
+    } for r in rows])
+    output = Path(args.output or f"results/export.{args.format}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if args.format == "csv":
+        frame.to_csv(output, index=False)
+    elif args.format == "json":
+        frame.to_json(output, orient="records", indent=1)
+    else:
+        frame.to_parquet(output, index=False)
+    print(f"wrote {len(frame)} rows to {output}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from bench.checks import resolve_method, run_checks
+
+    cls = resolve_method(args.method)
+    results = run_checks(cls)
+    for result in results:
+        print(f"{'PASS' if result.passed else 'FAIL'}  {result.rule}" + ("" if result.passed else f": {result.message}"))
+    failed = sum(not r.passed for r in results)
+    print(f"{len(results) - failed}/{len(results)} rules passed")
+    return EXIT_FAILED if failed else 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from bench.task import check_against_data, load_task
+
+    for path in args.files:
+        task = load_task(path)
+        check_against_data(task)
+        print(f"{path}: ok ({task.name} v{task.spec.version}, spec {task.spec_hash}, "
+              f"{len(task.pairs())} pairs x {len(task.methods)} methods x {len(task.spec.anchors.counts)} counts "
+              f"x {len(task.spec.anchors.seeds)} seeds)")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "tasks":
+        from bench.task import discover_tasks
+
+        for task in discover_tasks():
+            print(f"{task.name:32} v{task.spec.version}  {'default' if task.spec.default_suite else '       '}  {task.spec.description.strip().splitlines()[0] if task.spec.description.strip() else ''}")
+    elif args.what == "methods":
+        from bench.method import METHODS
+
+        for name in METHODS.names():
+            info = METHODS.get(name)
+            print(f"{name:16} {info.card.get('title', '')}")
+    elif args.what == "datasets":
+        from bench.datasets import DATASETS
+
+        for name in DATASETS.names():
+            doc = (DATASETS.get(name).__doc__ or "").strip().splitlines()
+            print(f"{name:16} {doc[0] if doc else ''}")
+    elif args.what == "encoders":
+        from bench.encoders import ENCODERS
+
+        for name in ENCODERS.names():
+            encoder = ENCODERS.get(name)
+            print(f"{name:28} {encoder.dataset or 'any':10} {encoder.describe()}")
+    else:
+        from bench.metrics import METRICS
+
+        for name in METRICS.names():
+            metric = METRICS.get(name)
+            print(f"{name:22} {'higher' if metric.higher_is_better else 'lower'} is better, compares {metric.compares}")
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from bench import cache
+
+    if args.action == "ls":
+        paths = cache.entries()
+        for path in paths:
+            print(f"{path.stat().st_size:>12,}  {path}")
+        print(f"{len(paths)} files in {cache.cache_dir()}")
+    else:
+        print(f"removed {cache.clear()} files from {cache.cache_dir()}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="bench", description="Latent-space translation benchmark.")
+    commands = root.add_subparsers(dest="command", required=True)
+    results_default = str(REPO_ROOT / "results")
+
+    run = commands.add_parser("run", help="run tasks (default: the default suite); resumes by default")
+    run.add_argument("tasks", nargs="*", metavar="TASK", help="task names or task files")
+    run.add_argument("--methods", help="comma-separated method names or labels")
+    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    run.add_argument("--results", default=results_default)
+    run.add_argument("--fresh", action="store_true", help="discard stored results of these tasks first")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+
+    board = commands.add_parser("leaderboard", help="regenerate leaderboard.md from results/")
+    board.add_argument("--results", default=results_default)
+    board.add_argument("--output", default=str(REPO_ROOT / "leaderboard.md"))
+    board.set_defaults(func=cmd_leaderboard)
+
+    export = commands.add_parser("export", help="one row per scored cell, for pandas")
+    export.add_argument("--format", default="csv", choices=["csv", "json", "parquet"])
+    export.add_argument("--results", default=results_default)
+    export.add_argument("--output")
+    export.set_defaults(func=cmd_export)
+
+    check = commands.add_parser("check", help="run the conformance suite on one method")
+    check.add_argument("method", metavar="NAME_OR_PATH")
+    check.set_defaults(func=cmd_check)
+
+    validate = commands.add_parser("validate", help="validate task files without running them")
+    validate.add_argument("files", nargs="+", metavar="TASK_FILE")
+    validate.set_defaults(func=cmd_validate)
+
+    listing = commands.add_parser("list", help="list registered things")
+    listing.add_argument("what", choices=["tasks", "methods", "datasets", "encoders", "metrics"])
+    listing.set_defaults(func=cmd_list)
+
+    cache = commands.add_parser("cache", help="manage the embedding cache")
+    cache.add_argument("action", choices=["ls", "clear"])
+    cache.set_defaults(func=cmd_cache)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.method import SubmissionError
+    from bench.registry import UnknownNameError
+    from bench.results import ResultsFileError
+    from bench.task import TaskError
+
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (TaskError, UnknownNameError, SubmissionError, ResultsFileError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Encoders: map a data set's samples to an (n, d) float32 matrix, cached by content.
+
+Every encoder has an id (as in `bench list encoders`), a weights hash and a code version;
+the embedding cache key is built from those and the data set's content hash.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+
+from bench.cache import cache_key, cached_array
+from bench.datasets import Dataset
+from bench.registry import Registry
+
+
+class Encoder(ABC):
+    id: str
+    dataset: str | None = None  # the one data set this encoder accepts, or None for any
+    code_version: str = "1"
+
+    @abstractmethod
+    def weights_hash(self) -> str:
+        """sha256 of the weights actually used (trained or loaded)."""
+
+    @abstractmethod
+    def embed(self, dataset: Dataset, device: torch.device) -> np.ndarray:
+        """(n, d) float32 embeddings of every sample of the data set, in its order."""
+
+    def describe(self) -> str:
+        return type(self).__doc__.strip().splitlines()[0] if type(self).__doc__ else ""
+
+
+ENCODERS: Registry[Encoder] = Registry("encoder")
+
+
+class EncoderDataMismatch(ValueError):
+    pass
+
+
+def embeddings(encoder_id: str, dataset: Dataset, device: torch.device) -> np.ndarray:
+    """(n, d) float32 embeddings of the whole data set, from the cache when possible."""
+    encoder = ENCODERS.get(encoder_id)
+    if encoder.dataset is not None and encoder.dataset != dataset.name:
+        raise EncoderDataMismatch(f"encoder {encoder_id!r} is trained on {encoder.dataset!r}, not on {dataset.name!r}")
+    key = cache_key(kind="embeddings", encoder=encoder_id, weights=encoder.weights_hash(), dataset=dataset.content_hash,
+                    split="all", preprocessing="none", code_version=encoder.code_version)
+    return cached_array(key, lambda: encoder.embed(dataset, device).astype(np.float32))
+
+
+# Built-in encoders register themselves on import.
+from bench.encoders import trained  # noqa: E402,F401

@@ -1,0 +1,105 @@
+"""Encoders the harness trains itself: small MLP and CNN classifiers on an image data set.
+
+Deterministic given (data set, architecture, latent width, seed): the same weights on every
+run of the same machine type. Weights are cached under a key of the training configuration and
+the data set's content hash; the latent is the layer that feeds the classification head.
+Different seeds of one architecture give the paper's cross-seed setting; MLP against CNN the
+cross-architecture one.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.cache import cache_key, cached_bytes
+from bench.datasets import Dataset, load_dataset
+from bench.encoders import ENCODERS, Encoder
+
+TRAINING = {"epochs": 40, "batch_size": 64, "lr": 1e-3, "split": "train"}
+
+
+def build_network(arch: str, image_shape: tuple[int, ...], width: int, n_classes: int) -> nn.Sequential:
+    """A classifier whose layer [-3] outputs the latent (the head is ReLU + Linear)."""
+    channels, height, breadth = image_shape
+    if arch == "mlp":
+        trunk = [nn.Flatten(), nn.Linear(channels * height * breadth, 128), nn.ReLU(), nn.Linear(128, width)]
+    elif arch == "cnn":
+        trunk = [nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
+                 nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(32 * 16, width)]
+    else:
+        raise ValueError(f"unknown architecture {arch!r}")
+    return nn.Sequential(*trunk, nn.ReLU(), nn.Linear(width, n_classes))
+
+
+def train(dataset: Dataset, arch: str, width: int, seed: int) -> nn.Sequential:
+    """Adam on cross-entropy over the train split, on the CPU so the weights are reproducible."""
+    torch.manual_seed(seed)
+    network = build_network(arch, dataset.x.shape[1:], width, dataset.n_classes)
+    train_idx = dataset.split(TRAINING["split"])
+    x = torch.from_numpy(dataset.x[train_idx])  # (n, c, h, w)
+    y = torch.from_numpy(dataset.y[train_idx])  # (n,)
+    optimizer = torch.optim.Adam(network.parameters(), lr=TRAINING["lr"])
+    shuffle = torch.Generator().manual_seed(seed)
+    for _ in range(TRAINING["epochs"]):
+        for batch in torch.randperm(len(y), generator=shuffle).split(TRAINING["batch_size"]):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(network(x[batch]), y[batch]).backward()
+            optimizer.step()
+    return network.eval()
+
+
+class TrainedClassifierEncoder(Encoder):
+    """A classifier trained by the harness; the latent feeds its classification head."""
+
+    code_version = "1"
+
+    def __init__(self, dataset: str, arch: str, width: int, seed: int):
+        self.dataset, self.arch, self.width, self.seed = dataset, arch, width, seed
+        self.id = f"{dataset}-{arch}-w{width}-s{seed}"
+
+    @functools.cached_property
+    def network(self) -> nn.Sequential:
+        data = load_dataset(self.dataset)
+        key = cache_key(kind="weights", arch=self.arch, width=self.width, seed=self.seed, dataset=data.content_hash,
+                        training=TRAINING, code_version=self.code_version, torch=torch.__version__.split("+")[0])
+
+        def train_to_bytes() -> bytes:
+            buffer = io.BytesIO()
+            torch.save(train(data, self.arch, self.width, self.seed).state_dict(), buffer)
+            return buffer.getvalue()
+
+        network = build_network(self.arch, data.x.shape[1:], self.width, data.n_classes)
+        state = torch.load(io.BytesIO(cached_bytes(key, ".pt", train_to_bytes)), weights_only=True)
+        network.load_state_dict(state)
+        return network.eval()
+
+    def weights_hash(self) -> str:
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.network.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    @torch.no_grad()
+    def embed(self, dataset: Dataset, device: torch.device) -> np.ndarray:
+        trunk = self.network[:-2].to(device)  # drop the head (ReLU + Linear)
+        x = torch.from_numpy(dataset.x)
+        chunks = [trunk(batch.to(device)).cpu() for batch in x.split(1024)]
+        self.network.to("cpu")
+        return torch.cat(chunks).numpy()  # (n, width)
+
+
+def _register(dataset: str, archs: tuple[str, ...], widths: tuple[int, ...], seeds: tuple[int, ...]) -> None:
+    for arch in archs:
+        for width in widths:
+            for seed in seeds:
+                encoder = TrainedClassifierEncoder(dataset, arch, width, seed)
+                ENCODERS.add(encoder.id, encoder)
+
+
+_register("digits", ("mlp", "cnn"), (32, 64), (0, 1, 2))

@@ -1,0 +1,179 @@
+"""The method contract: what a translation method is, how it is registered and found.
+
+A method follows scikit-learn's estimator rules with torch tensors inside:
+
+    method = SomeMethod(**hyperparameters)     # stored unchanged, so get_params/clone/repr work
+    method.fit(X_anchors, Y_anchors)           # (n, dx), (n, dy) paired anchors -> returns self
+    Y_hat = method.transform(X)                # (m, dx) -> (m, dy), same device and dtype as X
+
+Fitted state lives in attributes ending in "_". A method never sees labels, decoders or the
+target's evaluation embeddings: the runner hands it the anchors and the source embeddings only.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import inspect
+import os
+import re
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from bench.registry import Registry
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENTRY_POINT_GROUP = "bench.methods"
+
+
+class Method(BaseEstimator):
+    """Base class of translation methods. Subclasses implement fit and transform."""
+
+    def fit(self, X: torch.Tensor, Y: torch.Tensor) -> "Method":  # (n, dx), (n, dy)
+        raise NotImplementedError
+
+    def transform(self, X: torch.Tensor) -> torch.Tensor:  # (m, dx) -> (m, dy)
+        raise NotImplementedError
+
+    def fit_transform(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        return self.fit(X, Y).transform(X)
+
+    def _check_fitted(self) -> None:
+        """Raise sklearn's NotFittedError, with the method's name, when transform precedes fit."""
+        try:
+            check_is_fitted(self)
+        except NotFittedError as error:
+            raise NotFittedError(f"{type(self).__name__}.transform called before fit") from error
+
+
+@dataclass
+class MethodInfo:
+    """A registered method: its class and where its source and card live."""
+
+    name: str
+    cls: type
+    folder: Path | None  # submissions/<name>/ for in-tree submissions, else None
+    card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source_hash(self) -> str:
+        """sha256 of the submission's Python source: a changed method gets new result keys."""
+        if self.folder is not None:
+            files = sorted(self.folder.rglob("*.py"))
+            blobs = [p.relative_to(self.folder).as_posix().encode() + p.read_bytes() for p in files]
+        else:
+            blobs = [inspect.getsource(sys.modules[self.cls.__module__]).encode()]
+        return hashlib.sha256(b"\0".join(blobs)).hexdigest()[:16]
+
+
+METHODS: Registry[MethodInfo] = Registry("method")
+_loading_folder: Path | None = None  # set while a submission folder's module is imported
+
+
+def register_method(name: str):
+    """Class decorator: `@register_method("ortho")` makes a Method subclass available by name."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", name):
+        raise ValueError(f"method name {name!r} must be lowercase letters, digits, '-', '_' or '.'")
+
+    def decorator(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, Method)):
+            raise TypeError(f"@register_method({name!r}) must decorate a subclass of bench.Method")
+        cls.method_name = name
+        METHODS.add(name, MethodInfo(name, cls, _loading_folder))
+        return cls
+
+    return decorator
+
+
+class SubmissionError(Exception):
+    """A submission folder that cannot be imported; the message names the file and the cause."""
+
+
+def load_submission(folder: Path) -> list[str]:
+    """Import every module of submissions/<name>/ and return the names it registered."""
+    global _loading_folder
+    folder = Path(folder).resolve()
+    _loading_folder = folder
+    package = re.sub(r"\W", "_", folder.name)  # outside the f-string: a backslash there needs Python 3.12
+    # pickle finds a class by importing its module, which needs the parent packages in sys.modules
+    _ensure_package("bench_submissions", [])
+    _ensure_package(f"bench_submissions.{package}", [str(folder)])
+    try:
+        for path in sorted(folder.glob("*.py")):
+            module_name = f"bench_submissions.{package}.{path.stem}"
+            if module_name in sys.modules:
+                continue
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception as error:  # any failure of third-party code is reported, not raised raw
+                del sys.modules[module_name]
+                raise SubmissionError(f"{path}: cannot import: {type(error).__name__}: {error}") from error
+    finally:
+        _loading_folder = None
+    # by folder, not by difference: a folder imported before (e.g. by discovery) still reports its names
+    added = sorted(name for name, info in METHODS._entries.items() if info.folder == folder)
+    card = _read_card(folder)
+    for name in added:
+        METHODS._entries[name].card = card
+    return added
+
+
+def _ensure_package(name: str, path: list[str]) -> None:
+    if name not in sys.modules:
+        package = types.ModuleType(name)
+        package.__path__ = path  # a package, so that its submodules can be looked up
+        sys.modules[name] = package
+
+
+def _read_card(folder: Path) -> dict[str, Any]:
+    import yaml
+
+    path = folder / "card.yaml"
+    if not path.exists():
+        return {}
+    try:
+        card = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise SubmissionError(f"{path}: not valid YAML: {error}") from error
+    return card if isinstance(card, dict) else {}
+
+
+def submissions_dir() -> Path:
+    return Path(os.environ.get("BENCH_SUBMISSIONS", REPO_ROOT / "submissions"))
+
+
+def _discover() -> None:
+    """Load every in-tree submission, then plug-ins registered under the `bench.methods` group."""
+    root = submissions_dir()
+    if root.is_dir():
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+            load_submission(folder)
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        entry_point.load()  # importing the module runs its @register_method decorators
+
+
+METHODS.add_loader(_discover)
+
+
+def get_method(name: str) -> MethodInfo:
+    return METHODS.get(name)
+
+
+def build_method(name: str, params: dict[str, Any] | None = None, seed: int | None = None) -> Method:
+    """Instantiate a registered method; `seed` is passed only to methods that take one."""
+    info = get_method(name)
+    kwargs = dict(params or {})
+    if seed is not None and "seed" in inspect.signature(info.cls.__init__).parameters:
+        kwargs.setdefault("seed", seed)
+    return info.cls(**kwargs)

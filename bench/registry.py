@@ -1,0 +1,72 @@
+"""One small registry type, used for methods, metrics, datasets, encoders and decoders.
+
+Names are typed once: the decorator takes the name and the registry stores the object under it.
+An unknown name is an error that lists the closest registered names.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Callable, Generic, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownNameError(KeyError):
+    """A name that no registry entry has; the message suggests the closest ones."""
+
+    def __init__(self, kind: str, name: str, known: list[str]):
+        self.kind, self.name = kind, name
+        self.suggestions = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(map(repr, self.suggestions))}?" if self.suggestions else ""
+        super().__init__(f"unknown {kind} {name!r}{hint} (known: {', '.join(sorted(known))})")
+
+    def __str__(self) -> str:  # KeyError quotes its message otherwise
+        return self.args[0]
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+        self._loaders: list[Callable[[], None]] = []  # lazy discovery (submissions, plug-ins)
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def decorator(obj: T) -> T:
+            self.add(name, obj)
+            return obj
+
+        return decorator
+
+    def add(self, name: str, obj: T) -> None:
+        existing = self._entries.get(name)
+        if existing is not None and _origin(existing) != _origin(obj):
+            raise ValueError(f"{self.kind} {name!r} is registered twice: {_origin(existing)} and {_origin(obj)}")
+        self._entries[name] = obj
+
+    def add_loader(self, loader: Callable[[], None]) -> None:
+        self._loaders.append(loader)
+
+    def _load(self) -> None:
+        while self._loaders:
+            self._loaders.pop(0)()
+
+    def get(self, name: str) -> T:
+        self._load()
+        if name not in self._entries:
+            raise UnknownNameError(self.kind, name, list(self._entries))
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        self._load()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+def _origin(obj: object) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"

@@ -1,0 +1,220 @@
+"""The runner: task -> embeddings -> anchors -> cells (fit, transform, score) -> result store.
+
+A cell is (source, target, method, n_anchors, seed). The runner plans every cell of a task,
+skips those with a stored result (resume), and only then loads embeddings and fits decoders, so a
+complete run costs seconds. A method gets the paired anchors and the source evaluation
+embeddings, nothing else: labels, decoders and target evaluation embeddings stay here.
+"""
+from __future__ import annotations
+
+import functools
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bench.anchors import anchor_ids_hash, sample_anchors
+from bench.datasets import Dataset, load_dataset
+from bench.decoders import DECODERS
+from bench.encoders import embeddings
+from bench.method import REPO_ROOT, build_method, get_method
+from bench.metrics import METRICS
+from bench.results import SCHEMA_VERSION, ResultStore, cell_key
+from bench.task import MethodSpec, Task, check_against_data
+
+FLUSH_EVERY = 50  # cells per write: a kill loses at most this many cells of work
+NATIVE = "native"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> tuple[dict[str, str], str]:
+    import sklearn
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+                "sklearn": sklearn.__version__}
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        commit = done.stdout.strip() if done.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return versions, commit
+
+
+@dataclass(frozen=True)
+class Cell:
+    source: str
+    target: str
+    method: MethodSpec
+    n_anchors: int
+    seed: int
+
+
+@dataclass
+class Summary:
+    run: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        text = f"cells run: {self.run}, skipped (already stored): {self.skipped}, failed: {self.failed}, time: {self.seconds:.1f} s"
+        return "\n".join([text, *(f"  FAILED {failure}" for failure in self.failures)])
+
+
+def plan(task: Task, method_filter: set[str] | None = None) -> list[Cell]:
+    methods = [m for m in task.methods if method_filter is None or m.name in method_filter or m.display in method_filter]
+    anchors = task.spec.anchors
+    return [Cell(s, t, m, n, seed) for (s, t) in task.pairs() for m in methods for n in anchors.counts for seed in anchors.seeds]
+
+
+def base_row(task: Task, dataset: Dataset, cell: Cell, source_hash: str) -> dict[str, Any]:
+    versions, commit = environment()
+    return {
+        "schema_version": SCHEMA_VERSION, "task": task.name, "task_version": task.spec.version,
+        "task_spec_hash": task.spec_hash, "kind": task.spec.kind, "dataset": dataset.name,
+        "dataset_hash": dataset.content_hash, "source": cell.source, "target": cell.target,
+        "method": cell.method.display, "method_name": cell.method.name, "method_params": dict(cell.method.params),
+        "method_source_hash": source_hash, "n_anchors": cell.n_anchors, "seed": cell.seed,
+        "anchor_ids_hash": None, "status": "ok", "error": None, "metrics": {},
+        "fit_seconds": None, "transform_seconds": None, "device": None, "versions": versions, "git_commit": commit,
+    }
+
+
+class TaskContext:
+    """Embeddings, decoders and native predictions of one task, computed once and shared by its cells."""
+
+    def __init__(self, task: Task, dataset: Dataset, device: torch.device):
+        self.task, self.dataset, self.device = task, dataset, device
+        self.fit_idx = dataset.split(task.spec.dataset.fit_split)
+        self.eval_idx = dataset.split(task.spec.dataset.eval_split)
+        self.labels = torch.from_numpy(dataset.y[self.eval_idx]).to(device)  # (m,)
+
+    @functools.cache
+    def embedding(self, encoder: str) -> torch.Tensor:  # (n, d) on device, whole data set
+        return torch.from_numpy(embeddings(encoder, self.dataset, self.device)).to(self.device)
+
+    @functools.cache
+    def decoder(self, target: str):
+        fit = self.embedding(target)[self.fit_idx].cpu().numpy()
+        return DECODERS.get(self.task.spec.decoder)(fit, self.dataset.y[self.fit_idx])
+
+    def predict(self, target: str, latents: torch.Tensor) -> torch.Tensor:  # (m, d) -> (m,)
+        return torch.from_numpy(self.decoder(target).predict(latents.detach().cpu().numpy())).to(self.device)
+
+    @functools.cache
+    def native_predicted(self, target: str) -> torch.Tensor:
+        return self.predict(target, self.embedding(target)[self.eval_idx])
+
+    @functools.cache
+    def anchors(self, n: int, seed: int) -> np.ndarray:
+        return sample_anchors(self.fit_idx, self.dataset.y, n, seed, self.task.spec.anchors.sampling)
+
+    def score(self, target: str, translated: torch.Tensor) -> dict[str, float]:
+        available = {"translated": translated, "target": self.embedding(target)[self.eval_idx],
+                     "predicted": self.predict(target, translated), "native_predicted": self.native_predicted(target),
+                     "labels": self.labels, "n_classes": self.dataset.n_classes}
+        return {name: METRICS.get(name)(**available) for name in self.task.spec.metrics}
+
+
+def check_output(output: Any, like: torch.Tensor, rows: int, dim: int) -> None:
+    if not isinstance(output, torch.Tensor):
+        raise TypeError(f"transform returned {type(output).__module__}.{type(output).__qualname__}; it must return a torch.Tensor")
+    if output.device != like.device:
+        raise TypeError(f"transform returned a tensor on {output.device}; it must stay on the input's device {like.device}")
+    if tuple(output.shape) != (rows, dim):
+        raise ValueError(f"transform returned shape {tuple(output.shape)}; expected (m, dy) = ({rows}, {dim})")
+    if not torch.isfinite(output).all():
+        raise ValueError(f"transform returned {int((~torch.isfinite(output)).sum())} non-finite values (NaN or inf)")
+
+
+def run_cell(context: TaskContext, cell: Cell, row: dict[str, Any]) -> dict[str, Any]:
+    """Fit, transform and score one cell; any failure of the method is recorded in the row."""
+    anchors = context.anchors(cell.n_anchors, cell.seed)
+    X_src, Y_tgt = context.embedding(cell.source), context.embedding(cell.target)
+    X_anchors, Y_anchors = X_src[anchors], Y_tgt[anchors]  # (n, dx), (n, dy): paired by sample id
+    X_eval = X_src[context.eval_idx]  # (m, dx)
+    row.update(anchor_ids_hash=anchor_ids_hash(anchors), device=str(context.device))
+    stage = "build"
+    try:
+        method = build_method(cell.method.name, cell.method.params, seed=cell.seed)
+        stage = "fit"
+        started = _now(context.device)
+        fitted = method.fit(X_anchors.clone(), Y_anchors.clone())
+        row["fit_seconds"] = _now(context.device) - started
+        if fitted is not method:
+            raise TypeError("fit must return self")
+        stage = "transform"
+        started = _now(context.device)
+        translated = method.transform(X_eval.clone())
+        row["transform_seconds"] = _now(context.device) - started
+        check_output(translated, X_eval, len(context.eval_idx), Y_tgt.shape[1])
+        stage = "score"
+        row["metrics"] = context.score(cell.target, translated.to(torch.float32))
+    except Exception as error:  # a broken submission fails its cell, not the run
+        row.update(status="failed", error=f"{stage}: {type(error).__name__}: {error}")
+    return row
+
+
+def native_cell(target: str) -> Cell:
+    return Cell(target, target, MethodSpec(name=NATIVE), 0, 0)
+
+
+def native_rows(context: TaskContext, targets: list[str]) -> list[dict[str, Any]]:
+    """The no-stitch ceiling: each target decoder on the target's own evaluation embeddings."""
+    rows = []
+    for target in targets:
+        row = base_row(context.task, context.dataset, native_cell(target), source_hash="")
+        row["device"] = str(context.device)
+        row["metrics"] = context.score(target, context.embedding(target)[context.eval_idx])
+        rows.append(row)
+    return rows
+
+
+def _now(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summary,
+             method_filter: set[str] | None = None, progress: bool = True) -> None:
+    check_against_data(task)
+    dataset = load_dataset(task.spec.dataset.name)
+    cells = plan(task, method_filter)
+    source_hashes = {m.name: get_method(m.name).source_hash for m in task.methods}
+    done = {label: store.completed_keys(task.name, label) for label in {c.method.display for c in cells} | {NATIVE}}
+    pending = [(cell, row) for cell in cells
+               if cell_key(row := base_row(task, dataset, cell, source_hashes[cell.method.name])) not in done[cell.method.display]]
+    summary.skipped += len(cells) - len(pending)
+    context = TaskContext(task, dataset, device)
+    targets = sorted({t for _, t in task.pairs()})
+    missing_native = [t for t in targets if cell_key(base_row(task, dataset, native_cell(t), "")) not in done[NATIVE]]
+    if missing_native:
+        store.write(native_rows(context, missing_native))
+    buffer: list[dict[str, Any]] = []
+    for cell, row in tqdm(pending, desc=task.name, unit="cell", disable=not progress or not pending, dynamic_ncols=True):
+        row = run_cell(context, cell, row)
+        summary.run += 1
+        if row["status"] != "ok":
+            summary.failed += 1
+            summary.failures.append(f"{task.name} {cell.source}->{cell.target} {cell.method.display} "
+                                    f"n={cell.n_anchors} seed={cell.seed}: {row['error']}")
+        buffer.append(row)
+        if len(buffer) >= FLUSH_EVERY:
+            store.write(buffer)
+            buffer = []
+    store.write(buffer)

@@ -1,0 +1,97 @@
+"""The runner end to end on a tiny digits task: scores, resume, failures, anchors, determinism."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bench.anchors import sample_anchors
+from bench.datasets import load_dataset
+from bench.method import METHODS, Method, MethodInfo
+from bench.results import ResultStore
+from bench.runner import Summary, plan, run_task
+from bench.task import load_task
+from conftest import SMALL_TASK
+
+
+def run(task, results, methods=None) -> Summary:
+    summary = Summary()
+    run_task(task, ResultStore(results), torch.device("cpu"), summary, methods, progress=False)
+    return summary
+
+
+def test_scores_resume_and_determinism(task_file, tmp_path):
+    task = load_task(task_file)
+    first = run(task, tmp_path / "a")
+    assert (first.run, first.skipped, first.failed) == (len(plan(task)), 0, 0) == (24, 0, 0)
+    rows = ResultStore(tmp_path / "a").rows()
+    ok = {(r["method"], r["source"], r["n_anchors"], r["seed"]): r for r in rows if r["method"] != "native"}
+    # the paper's shape: no translation is near chance, Procrustes recovers the native accuracy
+    native = np.mean([r["metrics"]["accuracy"] for r in rows if r["method"] == "native"])
+    absolute = np.mean([r["metrics"]["accuracy"] for k, r in ok.items() if k[0] == "absolute"])
+    ortho = np.mean([r["metrics"]["accuracy"] for k, r in ok.items() if k[0] == "ortho" and k[2] == 64])
+    assert native > 0.9 and absolute < 0.3 and ortho > 0.85 * native
+    row = next(iter(ok.values()))
+    for field in ("schema_version", "task_spec_hash", "method_source_hash", "anchor_ids_hash", "versions", "git_commit", "device"):
+        assert row[field] is not None
+
+    second = run(task, tmp_path / "a")
+    assert (second.run, second.skipped) == (0, 24)
+
+    again = run(task, tmp_path / "b")  # a fresh directory: the same numbers
+    strip = lambda rs: sorted(json.dumps({**r, "fit_seconds": 0, "transform_seconds": 0}, sort_keys=True) for r in rs)
+    assert strip(ResultStore(tmp_path / "b").rows()) == strip(rows)
+
+
+class Exploding(Method):
+    def __init__(self, mode: str = "raise"):
+        self.mode = mode
+
+    def fit(self, X, Y):
+        if self.mode == "raise":
+            raise RuntimeError("exploded on purpose")
+        self.dy_ = Y.shape[1]
+        return self
+
+    def transform(self, X):
+        if self.mode == "nan":
+            return torch.full((X.shape[0], self.dy_), float("nan"))
+        if self.mode == "numpy":
+            return np.zeros((X.shape[0], self.dy_))
+        return torch.zeros(X.shape[0], self.dy_ + 1)
+
+
+@pytest.mark.parametrize("mode, reason", [
+    ("raise", "fit: RuntimeError: exploded on purpose"),
+    ("nan", "non-finite values"),
+    ("numpy", "numpy.ndarray; it must return a torch.Tensor"),
+    ("shape", "expected (m, dy)"),
+])
+def test_broken_method_fails_its_cells_not_the_run(tmp_path, monkeypatch, mode, reason):
+    monkeypatch.setitem(METHODS._entries, "exploding", MethodInfo("exploding", Exploding, None))
+    path = tmp_path / "t.yaml"
+    path.write_text(SMALL_TASK.replace("methods: [absolute, ortho, linear]",
+                                       f"methods: [ortho, {{name: exploding, params: {{mode: {mode}}}}}]"))
+    summary = run(load_task(path), tmp_path / "r")
+    assert summary.run == 16 and summary.failed == 8
+    failed = [r for r in ResultStore(tmp_path / "r").rows() if r["status"] == "failed"]
+    assert len(failed) == 8 and all(reason in r["error"] for r in failed)
+    assert all(reason in line for line in summary.failures)
+
+
+def test_anchors_come_from_fit_split_only():
+    data = load_dataset("digits")
+    train, test = data.split("train"), data.split("test")
+    assert not set(train) & set(test) and len(train) + len(test) == len(data.y)
+    for sampling in ("uniform", "stratified"):
+        anchors = sample_anchors(train, data.y, 200, seed=3, sampling=sampling)
+        assert len(set(anchors)) == 200 and set(anchors) <= set(train)
+        assert np.array_equal(anchors, sample_anchors(train, data.y, 200, seed=3, sampling=sampling))
+    counts = np.bincount(data.y[sample_anchors(train, data.y, 100, seed=0, sampling="stratified")], minlength=10)
+    assert counts.min() >= 9 and counts.max() <= 11  # proportional to the (nearly balanced) classes
+
+
+def test_method_filter_runs_only_that_method(task_file, tmp_path):
+    summary = run(load_task(task_file), tmp_path / "r", methods={"ortho"})
+    assert summary.run == 8
+    assert {r["method"] for r in ResultStore(tmp_path / "r").rows()} == {"ortho", "native"}

@@ -17,6 +17,7 @@ EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from bench.executors import make_executor
     from bench.results import ResultStore
     from bench.runner import Summary, resolve_device, run_task
     from bench.task import check_against_data, discover_tasks, find_task
@@ -35,9 +36,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.fresh:
         _clear_results(results, tasks)
     store, device, summary = ResultStore(results), resolve_device(args.device), Summary()
+    executor = make_executor(args.executor, args.workers, args.address)
     started = time.perf_counter()
     for task in tasks:
-        run_task(task, store, device, summary, methods, progress=not args.quiet)
+        limits = {"time_limit": args.time_limit or task.spec.limits.time_s,
+                  "memory_limit": args.memory_limit or task.spec.limits.memory_mb}
+        run_task(task, store, device, summary, methods, progress=not args.quiet, executor=executor, limits=limits)
     summary.seconds = time.perf_counter() - started
     print(summary)
     return EXIT_FAILED if summary.failed else 0
@@ -52,9 +56,15 @@ def _clear_results(results: Path, tasks) -> None:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from bench.leaderboard import render
 
-    render(Path(args.results), Path(args.output))
-    print(f"wrote {args.output}")
+    render(Path(args.results), Path(args.output), html=Path(args.html) if args.html else None)
+    print(f"wrote {args.output}" + (f" and {args.html}" if args.html else ""))
     return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from bench.submit import submit
+
+    return submit(Path(args.folder), Path(args.results), args.tasks or None, args.device, progress=not args.quiet)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -116,7 +126,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         for name in METHODS.names():
             info = METHODS.get(name)
-            print(f"{name:16} {info.card.get('title', '')}")
+            print(f"{name:16} {f'BROKEN: {info.error}' if info.error else info.card.get('title', '')}")
     elif args.what == "datasets":
         from bench.datasets import DATASETS
 
@@ -163,12 +173,28 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--results", default=results_default)
     run.add_argument("--fresh", action="store_true", help="discard stored results of these tasks first")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--executor", default="local", choices=["local", "process", "ray"],
+                     help="local: in-process (default); process: isolated worker processes with limits; ray: Ray tasks")
+    run.add_argument("--workers", type=int, help="worker processes for --executor process (default: CPU count)")
+    run.add_argument("--address", help="Ray cluster address for --executor ray (default: start a local instance)")
+    run.add_argument("--time-limit", type=float, help="seconds per cell (process/ray executors; default: the task's limits.time_s)")
+    run.add_argument("--memory-limit", type=int, help="MiB per cell (process executor; default: the task's limits.memory_mb)")
     run.set_defaults(func=cmd_run)
 
     board = commands.add_parser("leaderboard", help="regenerate leaderboard.md from results/")
     board.add_argument("--results", default=results_default)
     board.add_argument("--output", default=str(REPO_ROOT / "leaderboard.md"))
+    board.add_argument("--html", nargs="?", const=str(REPO_ROOT / "leaderboard.html"), metavar="PATH",
+                       help="also write the self-contained HTML page (default path: leaderboard.html)")
     board.set_defaults(func=cmd_leaderboard)
+
+    submit = commands.add_parser("submit", help="card check, conformance suite, default suite and report for one submission")
+    submit.add_argument("folder", metavar="SUBMISSION_FOLDER")
+    submit.add_argument("--tasks", nargs="+", metavar="TASK", help="task names or files (default: the default suite)")
+    submit.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    submit.add_argument("--results", default=results_default)
+    submit.add_argument("--quiet", action="store_true", help="no progress bar")
+    submit.set_defaults(func=cmd_submit)
 
     export = commands.add_parser("export", help="one row per scored cell, for pandas")
     export.add_argument("--format", default="csv", choices=["csv", "json", "parquet"])

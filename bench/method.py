@@ -62,6 +62,11 @@ class MethodInfo:
     cls: type
     folder: Path | None  # submissions/<name>/ for in-tree submissions, else None
     card: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # why the submission could not be imported, if it could not
+
+    @property
+    def origin(self) -> str:  # lets the registry refuse one name registered by two classes
+        return f"{self.cls.__module__}.{self.cls.__qualname__}"
 
     @property
     def source_hash(self) -> str:
@@ -95,6 +100,10 @@ def register_method(name: str):
 
 class SubmissionError(Exception):
     """A submission folder that cannot be imported; the message names the file and the cause."""
+
+
+class Unimportable(Method):
+    """Stands in for a submission whose modules fail to import (see MethodInfo.error)."""
 
 
 def load_submission(folder: Path) -> list[str]:
@@ -153,12 +162,23 @@ def submissions_dir() -> Path:
     return Path(os.environ.get("BENCH_SUBMISSIONS", REPO_ROOT / "submissions"))
 
 
+def register_folder(folder: Path) -> list[str]:
+    """load_submission, except that a broken submission is registered under its folder's name
+    with the import error, so that it fails its own cells and stops no other method."""
+    try:
+        return load_submission(folder)
+    except SubmissionError as error:
+        if folder.name not in METHODS._entries:
+            METHODS.add(folder.name, MethodInfo(folder.name, Unimportable, Path(folder).resolve(), error=str(error)))
+        return [folder.name]
+
+
 def _discover() -> None:
     """Load every in-tree submission, then plug-ins registered under the `bench.methods` group."""
     root = submissions_dir()
     if root.is_dir():
         for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
-            load_submission(folder)
+            register_folder(folder)
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         entry_point.load()  # importing the module runs its @register_method decorators
 
@@ -173,6 +193,8 @@ def get_method(name: str) -> MethodInfo:
 def build_method(name: str, params: dict[str, Any] | None = None, seed: int | None = None) -> Method:
     """Instantiate a registered method; `seed` is passed only to methods that take one."""
     info = get_method(name)
+    if info.error is not None:
+        raise SubmissionError(info.error)
     kwargs = dict(params or {})
     if seed is not None and "seed" in inspect.signature(info.cls.__init__).parameters:
         kwargs.setdefault("seed", seed)

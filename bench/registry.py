@@ -69,4 +69,7 @@ class Registry(Generic[T]):
 
 
 def _origin(obj: object) -> str:
+    """Where an entry was defined; entries that wrap a class or function say so with `.origin`."""
+    if isinstance(getattr(obj, "origin", None), str):
+        return obj.origin
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"

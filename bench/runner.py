@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import platform
 import subprocess
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,11 +17,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bench.anchors import anchor_ids_hash, sample_anchors
+from bench.anchors import GEOMETRIC, anchor_ids_hash, sample_anchors
 from bench.datasets import Dataset, load_dataset
 from bench.decoders import DECODERS
 from bench.encoders import embeddings
-from bench.method import REPO_ROOT, build_method, get_method
+from bench.executors import Job, LocalExecutor, Outcome
+from bench.method import REPO_ROOT, get_method
 from bench.metrics import METRICS
 from bench.results import SCHEMA_VERSION, ResultStore, cell_key
 from bench.task import MethodSpec, Task, check_against_data
@@ -120,7 +120,14 @@ class TaskContext:
         return self.predict(target, self.embedding(target)[self.eval_idx])
 
     @functools.cache
-    def anchors(self, n: int, seed: int) -> np.ndarray:
+    def anchors(self, source: str, n: int, seed: int) -> np.ndarray:
+        sampling = self.task.spec.anchors.sampling
+        if sampling not in GEOMETRIC:
+            return self.anchors_shared(n, seed)
+        return sample_anchors(self.fit_idx, self.dataset.y, n, seed, sampling, self.embedding(source).cpu().numpy())
+
+    @functools.cache
+    def anchors_shared(self, n: int, seed: int) -> np.ndarray:  # the same for every source encoder
         return sample_anchors(self.fit_idx, self.dataset.y, n, seed, self.task.spec.anchors.sampling)
 
     def score(self, target: str, translated: torch.Tensor) -> dict[str, float]:
@@ -130,42 +137,24 @@ class TaskContext:
         return {name: METRICS.get(name)(**available) for name in self.task.spec.metrics}
 
 
-def check_output(output: Any, like: torch.Tensor, rows: int, dim: int) -> None:
-    if not isinstance(output, torch.Tensor):
-        raise TypeError(f"transform returned {type(output).__module__}.{type(output).__qualname__}; it must return a torch.Tensor")
-    if output.device != like.device:
-        raise TypeError(f"transform returned a tensor on {output.device}; it must stay on the input's device {like.device}")
-    if tuple(output.shape) != (rows, dim):
-        raise ValueError(f"transform returned shape {tuple(output.shape)}; expected (m, dy) = ({rows}, {dim})")
-    if not torch.isfinite(output).all():
-        raise ValueError(f"transform returned {int((~torch.isfinite(output)).sum())} non-finite values (NaN or inf)")
-
-
-def run_cell(context: TaskContext, cell: Cell, row: dict[str, Any]) -> dict[str, Any]:
-    """Fit, transform and score one cell; any failure of the method is recorded in the row."""
-    anchors = context.anchors(cell.n_anchors, cell.seed)
+def make_job(context: TaskContext, cell: Cell, row: dict[str, Any], limits: dict[str, Any]) -> Job:
+    """What the method may see: the paired anchors and the source's evaluation embeddings."""
+    anchors = context.anchors(cell.source, cell.n_anchors, cell.seed)
     X_src, Y_tgt = context.embedding(cell.source), context.embedding(cell.target)
-    X_anchors, Y_anchors = X_src[anchors], Y_tgt[anchors]  # (n, dx), (n, dy): paired by sample id
-    X_eval = X_src[context.eval_idx]  # (m, dx)
     row.update(anchor_ids_hash=anchor_ids_hash(anchors), device=str(context.device))
-    stage = "build"
+    # copies: an in-place edit by one method cannot leak into the cached embeddings
+    return Job(cell.method.name, dict(cell.method.params), cell.seed, X_src[anchors].clone(), Y_tgt[anchors].clone(),
+               X_src[context.eval_idx].clone(), str(context.device), **limits)
+
+
+def finish_row(context: TaskContext, cell: Cell, row: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+    row.update(fit_seconds=outcome.fit_seconds, transform_seconds=outcome.transform_seconds)
+    if outcome.error is not None:
+        return {**row, "status": "failed", "error": outcome.error}
     try:
-        method = build_method(cell.method.name, cell.method.params, seed=cell.seed)
-        stage = "fit"
-        started = _now(context.device)
-        fitted = method.fit(X_anchors.clone(), Y_anchors.clone())
-        row["fit_seconds"] = _now(context.device) - started
-        if fitted is not method:
-            raise TypeError("fit must return self")
-        stage = "transform"
-        started = _now(context.device)
-        translated = method.transform(X_eval.clone())
-        row["transform_seconds"] = _now(context.device) - started
-        check_output(translated, X_eval, len(context.eval_idx), Y_tgt.shape[1])
-        stage = "score"
-        row["metrics"] = context.score(cell.target, translated.to(torch.float32))
-    except Exception as error:  # a broken submission fails its cell, not the run
-        row.update(status="failed", error=f"{stage}: {type(error).__name__}: {error}")
+        row["metrics"] = context.score(cell.target, outcome.translated.to(context.device, torch.float32))
+    except Exception as error:
+        return {**row, "status": "failed", "error": f"score: {type(error).__name__}: {error}"}
     return row
 
 
@@ -184,15 +173,13 @@ def native_rows(context: TaskContext, targets: list[str]) -> list[dict[str, Any]
     return rows
 
 
-def _now(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
-
-
 def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summary,
-             method_filter: set[str] | None = None, progress: bool = True) -> None:
+             method_filter: set[str] | None = None, progress: bool = True, executor=None,
+             limits: dict[str, Any] | None = None) -> None:
+    """Run every cell of `task` that has no stored result; failed cells are stored with their reason."""
     check_against_data(task)
+    executor = executor or LocalExecutor()
+    limits = limits or {"time_limit": task.spec.limits.time_s, "memory_limit": task.spec.limits.memory_mb}
     dataset = load_dataset(task.spec.dataset.name)
     cells = plan(task, method_filter)
     source_hashes = {m.name: get_method(m.name).source_hash for m in task.methods}
@@ -205,10 +192,14 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
     missing_native = [t for t in targets if cell_key(base_row(task, dataset, native_cell(t), "")) not in done[NATIVE]]
     if missing_native:
         store.write(native_rows(context, missing_native))
+    jobs = (make_job(context, cell, row, limits) for cell, row in pending)  # lazy: one job's tensors at a time
     buffer: list[dict[str, Any]] = []
-    for cell, row in tqdm(pending, desc=task.name, unit="cell", disable=not progress or not pending, dynamic_ncols=True):
-        row = run_cell(context, cell, row)
+    bar = tqdm(total=len(pending), desc=task.name, unit="cell", disable=not progress or not pending, dynamic_ncols=True)
+    for index, outcome in executor.run(jobs):
+        cell, row = pending[index]
+        row = finish_row(context, cell, row, outcome)
         summary.run += 1
+        bar.update()
         if row["status"] != "ok":
             summary.failed += 1
             summary.failures.append(f"{task.name} {cell.source}->{cell.target} {cell.method.display} "
@@ -217,4 +208,5 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
         if len(buffer) >= FLUSH_EVERY:
             store.write(buffer)
             buffer = []
+    bar.close()
     store.write(buffer)

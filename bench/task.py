@@ -72,7 +72,7 @@ class EncoderSpec(Strict):
 class AnchorSpec(Strict):
     counts: list[int] = Field(min_length=1)
     seeds: list[int] = Field(min_length=1)
-    sampling: Literal["uniform", "stratified"] = "uniform"
+    sampling: Literal["uniform", "stratified", "kmeans", "farthest"] = "uniform"
 
     @field_validator("counts", "seeds")
     @classmethod
@@ -99,6 +99,12 @@ class MethodSpec(Strict):
         return f"{self.name}[{','.join(f'{k}={v}' for k, v in sorted(self.params.items()))}]"
 
 
+class LimitSpec(Strict):
+    """Per-cell limits, enforced by the process and ray executors (not part of the spec hash)."""
+    time_s: float = Field(default=600.0, gt=0)
+    memory_mb: int = Field(default=8192, gt=0)
+
+
 class TaskSpec(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     version: int = Field(ge=1)
@@ -111,6 +117,7 @@ class TaskSpec(Strict):
     anchors: AnchorSpec
     methods: list[Union[str, MethodSpec]] | None = Field(default=None, min_length=1)
     metrics: list[str] = Field(min_length=1)
+    limits: LimitSpec = LimitSpec()
 
 
 @dataclass(frozen=True)
@@ -155,7 +162,7 @@ def _closest(name: str, known: list[str]) -> str:
 
 def spec_hash(spec: TaskSpec) -> str:
     """Hash of everything that changes scores (not the description or suite membership)."""
-    data = spec.model_dump(mode="json", exclude={"description", "default_suite"})
+    data = spec.model_dump(mode="json", exclude={"description", "default_suite", "limits"})
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -199,7 +206,7 @@ def _allowed_keys(loc: tuple) -> list[str]:
         field = model.model_fields.get(part) if isinstance(part, str) else None
         if field is None:
             continue
-        for candidate in (DatasetSpec, EncoderSpec, AnchorSpec, MethodSpec):
+        for candidate in (DatasetSpec, EncoderSpec, AnchorSpec, MethodSpec, LimitSpec):
             if candidate.__name__ in str(field.annotation):
                 model = candidate
     return list(model.model_fields)

@@ -1,0 +1,275 @@
+"""Executors: where a cell's method runs.
+
+A Job holds exactly what a method may see: its name, parameters and seed, the paired anchors and
+the source's evaluation embeddings. Never labels, decoders or the target's evaluation embeddings;
+scoring happens back in the runner. Every executor yields (index, Outcome) pairs as jobs finish.
+
+- local:   in the runner's process, one job after another (the default: fastest, no isolation);
+- process: a pool of worker processes; each job has a time and a memory limit, and a worker that
+           crashes, hangs or runs out of memory fails its job with the reason and is replaced;
+- ray:     Ray tasks (one per job), asking for a GPU per task when the device is CUDA.
+
+Results are written by the runner alone, so parallel workers never touch the store.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any, Iterable, Iterator
+
+import torch
+
+EXECUTORS = ("local", "process", "ray")
+
+
+@dataclass
+class Job:
+    method: str
+    params: dict[str, Any]
+    seed: int
+    X_anchors: torch.Tensor  # (n, dx)
+    Y_anchors: torch.Tensor  # (n, dy)
+    X_eval: torch.Tensor  # (m, dx)
+    device: str
+    time_limit: float | None = None  # seconds for fit + transform
+    memory_limit: int | None = None  # MiB beyond the worker's size at the job's start
+
+
+@dataclass
+class Outcome:
+    translated: torch.Tensor | None  # (m, dy) on the job's device, or None when it failed
+    error: str | None = None
+    fit_seconds: float | None = None
+    transform_seconds: float | None = None
+
+
+def _now(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def check_output(output: Any, like: torch.Tensor, dim: int) -> None:
+    if not isinstance(output, torch.Tensor):
+        raise TypeError(f"transform returned {type(output).__module__}.{type(output).__qualname__}; it must return a torch.Tensor")
+    if output.device != like.device:
+        raise TypeError(f"transform returned a tensor on {output.device}; it must stay on the input's device {like.device}")
+    if tuple(output.shape) != (like.shape[0], dim):
+        raise ValueError(f"transform returned shape {tuple(output.shape)}; expected (m, dy) = ({like.shape[0]}, {dim})")
+    if not torch.isfinite(output).all():
+        raise ValueError(f"transform returned {int((~torch.isfinite(output)).sum())} non-finite values (NaN or inf)")
+
+
+def execute(job: Job) -> Outcome:
+    """Build, fit and apply the method; any failure becomes the Outcome's error, naming the stage."""
+    from bench.method import build_method
+
+    device = torch.device(job.device)
+    X_anchors, Y_anchors, X_eval = (t.to(device) for t in (job.X_anchors, job.Y_anchors, job.X_eval))
+    outcome, stage = Outcome(None), "build"
+    try:
+        method = build_method(job.method, job.params, seed=job.seed)
+        stage = "fit"
+        started = _now(device)
+        fitted = method.fit(X_anchors, Y_anchors)
+        outcome.fit_seconds = _now(device) - started
+        if fitted is not method:
+            raise TypeError(f"fit returned {type(fitted).__name__}; it must return self")
+        stage = "transform"
+        started = _now(device)
+        translated = method.transform(X_eval)
+        outcome.transform_seconds = _now(device) - started
+        check_output(translated, X_eval, Y_anchors.shape[1])
+        outcome.translated = translated.detach()
+    except Exception as error:  # a broken submission fails its cell, not the run
+        outcome.error = f"{stage}: {type(error).__name__}: {error}"
+        if isinstance(error, (MemoryError, torch.OutOfMemoryError)) or "can't allocate memory" in str(error):
+            outcome.error = f"{stage}: out of memory: the method exceeded its memory limit ({job.memory_limit} MiB): {error}"
+    return outcome
+
+
+class LocalExecutor:
+    def run(self, jobs: Iterable[Job]) -> Iterator[tuple[int, Outcome]]:
+        for index, job in enumerate(jobs):
+            yield index, execute(job)
+
+
+# ----------------------------------------------------------------------------- process pool
+
+def _worker(connection: Connection, threads: int) -> None:
+    """A worker: receive a Job, run it under its memory limit, send back the Outcome."""
+    torch.set_num_threads(threads)
+    from bench.method import METHODS
+
+    METHODS.names()  # import the submissions now, so that a job's time limit covers only its method
+    connection.send("ready")
+    while True:
+        try:
+            job = connection.recv()
+        except EOFError:
+            return
+        if job.memory_limit is not None:
+            base = _address_space_bytes()
+            resource.setrlimit(resource.RLIMIT_AS, (base + job.memory_limit * 2**20, resource.RLIM_INFINITY))
+        try:
+            outcome = execute(job)
+            if outcome.translated is not None:
+                outcome.translated = outcome.translated.cpu()
+        except BaseException:  # execute catches Exceptions; this is for the rest (SystemExit, ...)
+            outcome = Outcome(None, f"worker: {traceback.format_exc(limit=1).strip().splitlines()[-1]}")
+        finally:
+            resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        connection.send(outcome)
+
+
+def _address_space_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass
+class _Slot:
+    process: multiprocessing.process.BaseProcess
+    connection: Connection
+    index: int | None = None  # the job it runs
+    job: Job | None = None
+    deadline: float | None = None
+
+
+class ProcessExecutor:
+    """A pool of `workers` processes (spawned: safe with CUDA and with threaded BLAS)."""
+
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or max(1, (os.cpu_count() or 2))
+        self.context = multiprocessing.get_context("spawn")
+        self.threads = max(1, torch.get_num_threads() // self.workers)
+
+    def _start(self) -> _Slot:
+        parent, child = self.context.Pipe()
+        process = self.context.Process(target=_worker, args=(child, self.threads), daemon=True)
+        process.start()
+        child.close()
+        try:
+            parent.recv()  # "ready"
+        except EOFError:
+            raise RuntimeError(f"a worker process could not start (exit code {process.exitcode}); "
+                               "run `bench list methods` to see whether a submission breaks on import") from None
+        return _Slot(process, parent)
+
+    def run(self, jobs: Iterable[Job]) -> Iterator[tuple[int, Outcome]]:
+        pending = iter(enumerate(jobs))
+        slots = [self._start() for _ in range(self.workers)]
+        try:
+            busy = 0
+            while True:
+                for slot in slots:  # keep every worker fed
+                    if slot.job is None and (item := next(pending, None)) is not None:
+                        slot.index, slot.job = item
+                        slot.deadline = time.monotonic() + slot.job.time_limit if slot.job.time_limit else None
+                        slot.connection.send(slot.job)
+                        busy += 1
+                if busy == 0:
+                    return
+                deadlines = [s.deadline for s in slots if s.deadline is not None]
+                timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+                ready = wait([s.connection for s in slots if s.job is not None] + [s.process.sentinel for s in slots if s.job is not None], timeout)
+                for position, slot in enumerate(slots):
+                    if slot.job is None:
+                        continue
+                    timed_out = False
+                    if slot.connection in ready:
+                        try:
+                            outcome = slot.connection.recv()
+                        except (EOFError, OSError):
+                            outcome = self._death(slot)
+                    elif slot.process.sentinel in ready:
+                        outcome = self._death(slot)
+                    elif slot.deadline is not None and time.monotonic() >= slot.deadline:
+                        timed_out = True
+                        outcome = Outcome(None, f"time limit: fit + transform took longer than {slot.job.time_limit:g} s; the worker was killed")
+                    else:
+                        continue
+                    index = slot.index
+                    if timed_out or not slot.process.is_alive():
+                        self._stop(slot)
+                        slots[position] = self._start()
+                    else:
+                        slot.index = slot.job = slot.deadline = None
+                    busy -= 1
+                    yield index, outcome
+        finally:
+            for slot in slots:
+                self._stop(slot)
+
+    @staticmethod
+    def _death(slot: _Slot) -> Outcome:
+        slot.process.join(timeout=5)
+        code = slot.process.exitcode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        return Outcome(None, f"crash: the worker process died while running the method ({how}); "
+                             "a method must not exit the interpreter or crash native code")
+
+    @staticmethod
+    def _stop(slot: _Slot) -> None:
+        if slot.process.is_alive():
+            slot.process.kill()
+        slot.process.join(timeout=5)
+        slot.connection.close()
+
+
+# ----------------------------------------------------------------------------- ray
+
+class RayExecutor:
+    """One Ray task per job; a local Ray instance is started unless `address` is given."""
+
+    def __init__(self, address: str | None = None):
+        import ray
+
+        self.ray = ray
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     **({} if address else {"num_cpus": os.cpu_count() or 2}))
+
+    def run(self, jobs: Iterable[Job]) -> Iterator[tuple[int, Outcome]]:
+        ray = self.ray
+        remote = ray.remote(_ray_execute)
+        refs, started, limits = {}, {}, {}
+        for index, job in enumerate(jobs):
+            gpus = 1 if job.device.startswith("cuda") else 0
+            ref = remote.options(num_gpus=gpus, max_retries=0).remote(job)
+            refs[ref], started[ref], limits[ref] = index, time.monotonic(), job.time_limit
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1, timeout=1.0)
+            for ref in ready:
+                index = refs.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except Exception as error:  # the worker died: Ray reports it as an error on get
+                    outcome = Outcome(None, f"crash: the Ray worker died while running the method ({type(error).__name__})")
+                yield index, outcome
+            for ref in [r for r in refs if limits[r] and time.monotonic() - started[r] > limits[r]]:
+                ray.cancel(ref, force=True)
+                index = refs.pop(ref)
+                yield index, Outcome(None, f"time limit: fit + transform took longer than {limits[ref]:g} s; the Ray task was cancelled")
+
+
+def _ray_execute(job: Job) -> Outcome:
+    outcome = execute(job)
+    if outcome.translated is not None:
+        outcome.translated = outcome.translated.cpu()
+    return outcome
+
+
+def make_executor(name: str, workers: int | None = None, address: str | None = None):
+    if name == "local":
+        return LocalExecutor()
+    if name == "process":
+        return ProcessExecutor(workers)
+    if name == "ray":
+        return RayExecutor(address)
+    raise ValueError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")

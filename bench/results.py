@@ -19,7 +19,7 @@ SCHEMA_VERSION = 1
 ROW_FIELDS = (
     "schema_version", "task", "task_version", "task_spec_hash", "kind", "dataset", "dataset_hash",
     "source", "target", "method", "method_name", "method_params", "method_source_hash",
-    "n_anchors", "seed", "anchor_ids_hash", "status", "error", "metrics",
+    "n_anchors", "seed", "anchor_ids_hash", "status", "error", "metrics", "unavailable",
     "fit_seconds", "transform_seconds", "device", "versions", "git_commit",
 )
 # What identifies a cell: a new task version, spec, method source or params is a new cell.

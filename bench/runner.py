@@ -20,10 +20,11 @@ from tqdm.auto import tqdm
 from bench.anchors import GEOMETRIC, anchor_ids_hash, sample_anchors
 from bench.datasets import Dataset, load_dataset
 from bench.decoders import DECODERS
-from bench.encoders import embeddings
+from bench.encoders import ENCODERS, embeddings
 from bench.executors import Job, LocalExecutor, Outcome
+from bench.grids import N_SHOWN, grid_path, save_grid
 from bench.method import REPO_ROOT, get_method
-from bench.metrics import METRICS
+from bench.metrics import METRICS, MetricUnavailable
 from bench.results import SCHEMA_VERSION, ResultStore, cell_key
 from bench.task import MethodSpec, Task, check_against_data
 
@@ -89,7 +90,7 @@ def base_row(task: Task, dataset: Dataset, cell: Cell, source_hash: str) -> dict
         "dataset_hash": dataset.content_hash, "source": cell.source, "target": cell.target,
         "method": cell.method.display, "method_name": cell.method.name, "method_params": dict(cell.method.params),
         "method_source_hash": source_hash, "n_anchors": cell.n_anchors, "seed": cell.seed,
-        "anchor_ids_hash": None, "status": "ok", "error": None, "metrics": {},
+        "anchor_ids_hash": None, "status": "ok", "error": None, "metrics": {}, "unavailable": {},
         "fit_seconds": None, "transform_seconds": None, "device": None, "versions": versions, "git_commit": commit,
     }
 
@@ -130,11 +131,46 @@ class TaskContext:
     def anchors_shared(self, n: int, seed: int) -> np.ndarray:  # the same for every source encoder
         return sample_anchors(self.fit_idx, self.dataset.y, n, seed, self.task.spec.anchors.sampling)
 
-    def score(self, target: str, translated: torch.Tensor) -> dict[str, float]:
-        available = {"translated": translated, "target": self.embedding(target)[self.eval_idx],
-                     "predicted": self.predict(target, translated), "native_predicted": self.native_predicted(target),
-                     "labels": self.labels, "n_classes": self.dataset.n_classes}
-        return {name: METRICS.get(name)(**available) for name in self.task.spec.metrics}
+    @functools.cache
+    def probes(self, target: str):
+        """One-vs-rest logistic probes, one per class, fitted on the target's own fit-split latents."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.multiclass import OneVsRestClassifier
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        fit = self.embedding(target)[self.fit_idx].cpu().numpy()
+        return make_pipeline(StandardScaler(), OneVsRestClassifier(LogisticRegression(max_iter=2000))).fit(fit, self.dataset.y[self.fit_idx])
+
+    def probe_decisions(self, target: str, latents: torch.Tensor) -> torch.Tensor:  # (m, d) -> (m, classes) bool
+        return torch.from_numpy(self.probes(target).decision_function(latents.detach().cpu().numpy()) > 0).to(self.device)
+
+    def reconstruct(self, target: str, latents: torch.Tensor) -> torch.Tensor:  # (m, d) -> (m, c, h, w)
+        return ENCODERS.get(target).decode(latents.to(self.device))
+
+    def score(self, target: str, translated: torch.Tensor) -> tuple[dict[str, float | None], dict[str, str]]:
+        """Every metric of the task, and the reasons of those unavailable here (their value is None)."""
+        Y_eval = self.embedding(target)[self.eval_idx]
+        providers = {  # each input is computed only when a metric of the task asks for it
+            "translated": lambda: translated, "target": lambda: Y_eval, "labels": lambda: self.labels,
+            "n_classes": lambda: self.dataset.n_classes,
+            "predicted": lambda: self.predict(target, translated),
+            "native_predicted": lambda: self.native_predicted(target),
+            "reconstructed": lambda: self.reconstruct(target, translated),
+            "images": lambda: torch.from_numpy(self.dataset.x[self.eval_idx]).to(self.device),
+            "probe_decisions": lambda: self.probe_decisions(target, translated),
+            "native_probe_decisions": lambda: self.probe_decisions(target, Y_eval),
+            "probe_truth": lambda: torch.nn.functional.one_hot(self.labels, self.dataset.n_classes).bool(),
+        }
+        metrics = [METRICS.get(name) for name in self.task.spec.metrics]
+        available = {name: providers[name]() for name in sorted({i for m in metrics for i in m.inputs})}
+        scores, unavailable = {}, {}
+        for metric in metrics:
+            try:
+                scores[metric.name] = metric(**available)
+            except MetricUnavailable as reason:
+                scores[metric.name], unavailable[metric.name] = None, str(reason)
+        return scores, unavailable
 
 
 def make_job(context: TaskContext, cell: Cell, row: dict[str, Any], limits: dict[str, Any]) -> Job:
@@ -152,7 +188,7 @@ def finish_row(context: TaskContext, cell: Cell, row: dict[str, Any], outcome: O
     if outcome.error is not None:
         return {**row, "status": "failed", "error": outcome.error}
     try:
-        row["metrics"] = context.score(cell.target, outcome.translated.to(context.device, torch.float32))
+        row["metrics"], row["unavailable"] = context.score(cell.target, outcome.translated.to(context.device, torch.float32))
     except Exception as error:
         return {**row, "status": "failed", "error": f"score: {type(error).__name__}: {error}"}
     return row
@@ -168,7 +204,7 @@ def native_rows(context: TaskContext, targets: list[str]) -> list[dict[str, Any]
     for target in targets:
         row = base_row(context.task, context.dataset, native_cell(target), source_hash="")
         row["device"] = str(context.device)
-        row["metrics"] = context.score(target, context.embedding(target)[context.eval_idx])
+        row["metrics"], row["unavailable"] = context.score(target, context.embedding(target)[context.eval_idx])
         rows.append(row)
     return rows
 
@@ -192,12 +228,17 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
     missing_native = [t for t in targets if cell_key(base_row(task, dataset, native_cell(t), "")) not in done[NATIVE]]
     if missing_native:
         store.write(native_rows(context, missing_native))
+    first_pair, largest, first_seed = task.pairs()[0], max(task.spec.anchors.counts), task.spec.anchors.seeds[0]
+    showcase = {cell_key(row) for cell, row in pending
+                if (cell.source, cell.target) == first_pair and cell.n_anchors == largest and cell.seed == first_seed}
     jobs = (make_job(context, cell, row, limits) for cell, row in pending)  # lazy: one job's tensors at a time
     buffer: list[dict[str, Any]] = []
     bar = tqdm(total=len(pending), desc=task.name, unit="cell", disable=not progress or not pending, dynamic_ncols=True)
     for index, outcome in executor.run(jobs):
         cell, row = pending[index]
         row = finish_row(context, cell, row, outcome)
+        if row["status"] == "ok" and task.spec.kind == "reconstruction" and cell_key(row) in showcase:
+            save_showcase(context, cell, outcome, store.root)
         summary.run += 1
         bar.update()
         if row["status"] != "ok":
@@ -210,3 +251,12 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
             buffer = []
     bar.close()
     store.write(buffer)
+
+
+def save_showcase(context: TaskContext, cell: Cell, outcome: Outcome, results_dir) -> None:
+    """For reconstruction tasks: originals and this method's stitched reconstructions, as a PNG."""
+    shown = context.eval_idx[:N_SHOWN]
+    reconstructed = context.reconstruct(cell.target, outcome.translated[:N_SHOWN].to(context.device, torch.float32))
+    title = f"{cell.method.display}: {cell.source} -> {cell.target}, {cell.n_anchors} anchors (top: originals)"
+    save_grid(grid_path(results_dir, context.task.name, cell.method.display), context.dataset.x[shown],
+              reconstructed.cpu().numpy(), title)

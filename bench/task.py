@@ -6,7 +6,8 @@
     default_suite: true
     dataset: {name: digits, fit_split: train, eval_split: test}
     encoders: {all: [digits-mlp-w64-s0, digits-mlp-w64-s1]}   # all ordered pairs, or pairs: [[a, b]]
-    decoder: logistic                 # fitted on each target's own fit-split embeddings
+    decoder: logistic                 # classification: fitted on each target's own fit-split embeddings
+                                      # (reconstruction uses the target autoencoder's decoder; similarity none)
     anchors: {counts: [64, 256], seeds: [0, 1, 2], sampling: uniform}
     methods: [ortho, {name: linear, params: {preprocessing: none}}]   # omitted: every registered method
     metrics: [accuracy, mse]          # the first is the task's main metric
@@ -33,6 +34,11 @@ from bench.method import REPO_ROOT
 Scalar = Union[bool, int, float, str, None]
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 LABEL_PATTERN = r"^[a-z0-9][a-z0-9_.,=\[\]-]*$"  # e.g. ortho[preprocessing=l2]
+
+
+# What each task kind can score (see bench/metrics.py, COMPARES).
+KIND_COMPARES = {"classification": ("labels", "native", "probes", "latent"), "similarity": ("latent",),
+                 "reconstruction": ("pixels", "latent")}
 
 
 class TaskError(ValueError):
@@ -109,7 +115,7 @@ class TaskSpec(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     version: int = Field(ge=1)
     description: str = ""
-    kind: Literal["classification"]
+    kind: Literal["classification", "similarity", "reconstruction"]
     default_suite: bool = False
     dataset: DatasetSpec
     encoders: EncoderSpec
@@ -254,7 +260,13 @@ def _unknown_names(spec: TaskSpec, methods: tuple[MethodSpec, ...]) -> list[str]
                 if param not in accepted:
                     problems.append(f"{key}.params.{param}: {method.name!r} takes no parameter {param!r}{_closest(param, accepted)}")
     for i, name in enumerate(spec.metrics):
-        check(f"metrics[{i}]", name, METRICS)
+        if check(f"metrics[{i}]", name, METRICS) and METRICS.get(name).compares not in KIND_COMPARES[spec.kind]:
+            problems.append(f"metrics[{i}]: {name!r} compares {METRICS.get(name).compares}, which a {spec.kind} task does not "
+                            f"have (it has: {', '.join(KIND_COMPARES[spec.kind])})")
+    if spec.kind == "reconstruction":
+        for key, name in encoder_keys:
+            if name in ENCODERS and not hasattr(ENCODERS.get(name), "decode"):
+                problems.append(f"{key}: encoder {name!r} has no decoder; a reconstruction task needs autoencoders (ids *-ae-*)")
     return sorted(set(problems), key=problems.index)
 
 

@@ -5,7 +5,7 @@ import sys
 import pandas as pd
 
 from bench.cli import main
-from conftest import REPO, SMALL_TASK
+from support import REPO, SMALL_TASK
 
 
 def bench(*args: str) -> subprocess.CompletedProcess:

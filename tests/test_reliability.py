@@ -19,7 +19,7 @@ from bench.method import METHODS, register_folder
 from bench.results import ResultStore
 from bench.runner import Summary, run_task
 from bench.task import load_task
-from conftest import REPO, SMALL_TASK
+from support import REPO, SMALL_TASK
 
 FIT_DY = "    def fit(self, X, Y):\n        self.dy_ = Y.shape[1]\n        return self\n"
 HOSTILE = {  # name -> the body of a Method subclass
@@ -171,11 +171,12 @@ def test_corrupt_results_file_stops_the_run_with_its_path(task_file, tmp_path):
     assert _bench("run", str(task_file), "--quiet", "--results", str(results)).wait() == 0
     path = results / "tiny" / "ortho.jsonl"
     content = path.read_text()
-    path.write_text(content[: len(content) // 2])
+    truncated = content[: content.index("\n", len(content) // 2) - 15]  # cut inside a line, as a crash would
+    path.write_text(truncated)
     process = _bench("run", str(task_file), "--quiet", "--results", str(results))
     assert process.wait() == 2
     assert f"{path}:" in process.stderr.read()
-    assert path.read_text() == content[: len(content) // 2]  # not overwritten, not dropped
+    assert path.read_text() == truncated  # not overwritten, not dropped
 
 
 def test_fuzzed_task_files_exit_2_and_write_nothing(tmp_path, capsys):

@@ -11,7 +11,7 @@ from bench.method import METHODS, Method, MethodInfo
 from bench.results import ResultStore
 from bench.runner import Summary, plan, run_task
 from bench.task import load_task
-from conftest import SMALL_TASK
+from support import SMALL_TASK
 
 
 def run(task, results, methods=None) -> Summary:

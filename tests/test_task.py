@@ -2,7 +2,7 @@
 import pytest
 
 from bench.task import TaskError, load_task, spec_hash, discover_tasks
-from conftest import SMALL_TASK
+from support import SMALL_TASK
 
 
 def error_of(tmp_path, text: str | bytes) -> str:

@@ -5,12 +5,16 @@ the embedding cache key is built from those and the data set's content hash.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 from abc import ABC, abstractmethod
+from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
-from bench.cache import cache_key, cached_array
+from bench.cache import cache_key, cached_array, cached_bytes
 from bench.datasets import Dataset
 from bench.registry import Registry
 
@@ -49,5 +53,28 @@ def embeddings(encoder_id: str, dataset: Dataset, device: torch.device) -> np.nd
     return cached_array(key, lambda: encoder.embed(dataset, device).astype(np.float32))
 
 
+def cached_module(key: str, build: Callable[[], nn.Module], train: Callable[[], nn.Module]) -> nn.Module:
+    """A network whose trained weights live in the cache under `key` (trained on a miss)."""
+
+    def train_to_bytes() -> bytes:
+        buffer = io.BytesIO()
+        torch.save(train().state_dict(), buffer)
+        return buffer.getvalue()
+
+    network = build()
+    network.load_state_dict(torch.load(io.BytesIO(cached_bytes(key, ".pt", train_to_bytes)), weights_only=True))
+    return network.eval()
+
+
+def module_hash(network: nn.Module) -> str:
+    """sha256 of a network's weights, for the embedding cache key."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(network.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 # Built-in encoders register themselves on import.
-from bench.encoders import trained  # noqa: E402,F401
+from bench.encoders import autoencoders, trained  # noqa: E402,F401
+from bench.encoders import adapters, pretrained, text  # noqa: E402,F401  (offline pretrained encoders, adapters)

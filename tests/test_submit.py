@@ -1,0 +1,121 @@
+"""`bench submit`: card check, conformance suite, the suite for one method, and the report; then
+the method is on the regenerated leaderboard with its interval and tie group."""
+from __future__ import annotations
+
+import shutil
+import sys
+
+import pytest
+import torch
+
+from bench.cli import main
+from bench.leaderboard import render
+from bench.method import METHODS, load_submission
+from bench.results import ResultStore
+from bench.runner import Summary, run_task
+from bench.submit import check_card
+from bench.task import load_task
+from support import REPO
+
+EXAMPLE = REPO / "tests" / "fixtures" / "example_submission"
+NAME = "similarity-procrustes"
+TINY = """\
+name: tiny-submit
+version: 1
+kind: classification
+dataset: {name: digits}
+encoders: {all: [digits-mlp-w32-s0, digits-mlp-w32-s1]}
+anchors: {counts: [64], seeds: [0, 1, 2, 3, 4, 5, 6, 7]}  # 16 paired cells: enough for Wilcoxon + Holm
+methods: [absolute, ortho, linear, similarity-procrustes]
+metrics: [accuracy, mse]
+"""
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """Methods registered by a test (the example, broken copies) vanish with it."""
+    METHODS.names()  # discover the in-tree submissions first, into the original registry
+    monkeypatch.setattr(METHODS, "_entries", dict(METHODS._entries))
+    before = set(sys.modules)
+    yield
+    for module in set(sys.modules) - before:
+        if module.startswith("bench_submissions."):
+            del sys.modules[module]
+
+
+def test_submit_example_end_to_end(registry, tmp_path, capsys):
+    results = tmp_path / "results"
+    task_file = tmp_path / "tiny-submit.yaml"
+    task_file.write_text(TINY)
+    load_submission(EXAMPLE)  # the task names the example, so it must be registered to load the task
+    task = load_task(task_file)
+    # the other methods' results exist already (as on a real leaderboard): they must be reused, not rerun
+    summary = Summary()
+    run_task(task, ResultStore(results), torch.device("cpu"), summary, method_filter={"absolute", "ortho", "linear"}, progress=False)
+    others = {p.name: p.read_bytes() for p in (results / "tiny-submit").glob("*.jsonl")}
+    assert summary.run == 48
+
+    assert main(["submit", str(EXAMPLE), "--results", str(results), "--tasks", str(task_file), "--device", "cpu", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS  card" in out and "PASS  conformance: 11/11 rules passed" in out
+    assert "cells run: 16, skipped (already stored): 0, failed: 0" in out  # its own 2 pairs x 8 seeds
+    assert {p.name: p.read_bytes() for p in (results / "tiny-submit").glob("*.jsonl") if p.name in others} == others
+
+    report = (results / "reports" / f"{NAME}.md").read_text(encoding="utf-8")
+    assert report.startswith(f"# Submission report: {NAME}")
+    assert "similarity Procrustes" in report and "[https://doi.org/10.1109/34.88573](https://doi.org/10.1109/34.88573)" in report
+    overall = report.split("## Overall")[1].split("## Per task")[0]
+    assert f"**{NAME}**: rank " in overall and "95% CI" in overall
+    assert "absolute" in overall.split("Significantly better than: ")[1].split(".")[0]
+    assert "| tiny-submit" in report.split("## Per task")[1]
+    assert "fit " in report.split("## Cost")[1] and "None: every cell was scored." in report
+
+    # the same method, on the regenerated leaderboard: with an interval and a tie group
+    board = render(results, tmp_path / "leaderboard.md", plots=False, tasks=[task])
+    row = next(line for line in board.split("## Overall ranking")[1].splitlines() if f"[{NAME}](" in line)
+    rank, method, score, group, *_ = [c.strip() for c in row.split("|")[1:-1]]
+    assert method == f"[{NAME}](tests/fixtures/example_submission/card.yaml)"  # linked to its card
+    assert rank.isdigit() and "(" in score and "–" in score and group.isalpha()
+
+    # a second submit computes nothing new
+    assert main(["submit", str(EXAMPLE), "--results", str(results), "--tasks", str(task_file), "--device", "cpu", "--quiet"]) == 0
+    assert "cells run: 0, skipped (already stored): 16" in capsys.readouterr().out
+
+
+def test_card_check(tmp_path):
+    assert check_card(EXAMPLE) == []
+    folder = tmp_path / "no-card"
+    folder.mkdir()
+    assert "card.yaml: missing" in check_card(folder)[0]
+    (folder / "card.yaml").write_text("title: x\nauthors: []\npaper: ''\nlicense: MIT\n")
+    problems = check_card(folder)
+    assert [p.split("'")[1] for p in problems] == ["authors", "paper", "description"]
+    (folder / "card.yaml").write_text("- a list\n")
+    assert "expected a mapping" in check_card(folder)[0]
+
+
+def test_submit_stops_on_a_bad_card_or_a_broken_method(registry, tmp_path, capsys):
+    results = tmp_path / "results"
+    no_card = tmp_path / "no-card"
+    shutil.copytree(EXAMPLE, no_card)
+    (no_card / "card.yaml").unlink()
+    assert main(["submit", str(no_card), "--results", str(results), "--quiet"]) == 1
+    assert "FAIL  card" in capsys.readouterr().out and not results.exists()
+
+    broken = tmp_path / "broken"
+    shutil.copytree(EXAMPLE, broken)
+    source = (broken / "method.py").read_text()
+    source = source.replace('"similarity-procrustes"', '"broken-procrustes"')
+    source = source.replace("return Y[:, : self.dy_].to(X.dtype)", "return Y[:, : self.dy_].numpy()")  # not a tensor
+    (broken / "method.py").write_text(source)
+    assert main(["submit", str(broken), "--results", str(results), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "PASS  card" in out and "FAIL  conformance" in out and "output_type" in out
+    assert not results.exists()  # nothing was run
+
+
+def test_contributing_shows_the_tested_example():
+    """CONTRIBUTING.md's example is this fixture, verbatim: what a newcomer copies is what CI submits."""
+    guide = (REPO / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    for name, fence in (("method.py", "python"), ("card.yaml", "yaml")):
+        assert f"```{fence}\n{(EXAMPLE / name).read_text(encoding='utf-8')}```" in guide, name

@@ -54,10 +54,13 @@ def _clear_results(results: Path, tasks) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from bench.findings import render_findings
     from bench.leaderboard import render
 
     render(Path(args.results), Path(args.output), html=Path(args.html) if args.html else None)
-    print(f"wrote {args.output}" + (f" and {args.html}" if args.html else ""))
+    findings = Path(args.output).parent / "docs" / "findings.md"
+    render_findings(Path(args.results), findings)
+    print(f"wrote {args.output}, {findings}" + (f" and {args.html}" if args.html else ""))
     return 0
 
 

@@ -63,11 +63,17 @@ def measure(
     budget_s: float = BUDGET_S,
     min_rounds: int = MIN_ROUNDS,
     max_rounds: int = MAX_ROUNDS,
+    settle_s: float = 0.0,
 ) -> Any:
     """Time `target` with pytest-benchmark, each round paired with a timing of every reference.
 
     The first reference is the primary one (the one `compare` uses). `kernels` describes what
     each reference computes (defaults to its name). Returns what `target` returned.
+
+    settle_s: an untimed sleep before every timed kernel. Needed when the kernels use different
+    thread pools (numpy's OpenBLAS and torch's OpenMP): a pool keeps spinning for up to ~0.2 s
+    after its call, and on 2 cores that halves the speed of whatever runs next (measured: ortho's
+    fit 1.5x slower right after scipy). With the pause every kernel starts from idle pools.
     """
     if not references:
         raise ValueError("measure needs at least one reference kernel")
@@ -78,16 +84,18 @@ def measure(
     for fn in refs.values():
         fn()
     target()
-    once = time.perf_counter() - start
+    once = time.perf_counter() - start + settle_s * (len(refs) + 1)
     if rounds is None:
         rounds = min(max(math.ceil(budget_s / max(once, 1e-9)), min_rounds), max_rounds)
     ref_data: dict[str, list[float]] = {name: [] for name in refs}
 
     def setup() -> None:  # pedantic calls it before each round, outside the timed region
         for name, fn in refs.items():
+            time.sleep(settle_s)
             t0 = time.perf_counter()
             fn()
             ref_data[name].append(time.perf_counter() - t0)
+        time.sleep(settle_s)  # then the target
 
     result = benchmark.pedantic(target, setup=setup, rounds=rounds, warmup_rounds=0, iterations=1)
     stats = getattr(benchmark, "stats", None)  # None under --benchmark-disable

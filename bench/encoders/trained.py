@@ -9,16 +9,14 @@ cross-architecture one.
 from __future__ import annotations
 
 import functools
-import hashlib
-import io
 
 import numpy as np
 import torch
 from torch import nn
 
-from bench.cache import cache_key, cached_bytes
+from bench.cache import cache_key
 from bench.datasets import Dataset, load_dataset
-from bench.encoders import ENCODERS, Encoder
+from bench.encoders import ENCODERS, Encoder, cached_module, module_hash
 
 TRAINING = {"epochs": 40, "batch_size": 64, "lr": 1e-3, "split": "train"}  # digits: 1,257 images of 8x8
 # Larger data sets need fewer passes (a few minutes of CPU in all, cold); keys of the cache include these.
@@ -82,22 +80,11 @@ class TrainedClassifierEncoder(Encoder):
         key = cache_key(kind="weights", arch=self.arch, width=self.width, seed=self.seed, dataset=data.content_hash,
                         training=training_config(self.dataset), code_version=self.code_version, torch=torch.__version__.split("+")[0])
 
-        def train_to_bytes() -> bytes:
-            buffer = io.BytesIO()
-            torch.save(train(data, self.arch, self.width, self.seed).state_dict(), buffer)
-            return buffer.getvalue()
-
-        network = build_network(self.arch, data.x.shape[1:], self.width, data.n_classes)
-        state = torch.load(io.BytesIO(cached_bytes(key, ".pt", train_to_bytes)), weights_only=True)
-        network.load_state_dict(state)
-        return network.eval()
+        return cached_module(key, lambda: build_network(self.arch, data.x.shape[1:], self.width, data.n_classes),
+                             lambda: train(data, self.arch, self.width, self.seed))
 
     def weights_hash(self) -> str:
-        digest = hashlib.sha256()
-        for name, tensor in sorted(self.network.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.numpy().tobytes())
-        return digest.hexdigest()[:16]
+        return module_hash(self.network)
 
     @torch.no_grad()
     def embed(self, dataset: Dataset, device: torch.device) -> np.ndarray:

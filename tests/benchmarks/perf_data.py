@@ -19,3 +19,9 @@ def related(n: int, dx: int, dy: int, seed: int = 0) -> tuple[torch.Tensor, torc
 
 def shape_id(n: int, dx: int, dy: int) -> str:
     return f"n{n}-{dx}to{dy}"
+
+
+def bare_procrustes(X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:  # (n, dx), (n, dy) -> (dx, dy)
+    """The floor of any Procrustes fit: U @ Vh of the reduced SVD of X^T Y, in X's dtype."""
+    U, _, Vh = torch.linalg.svd(X.T @ Y, full_matrices=False)  # (dx, k), (k,), (k, dy)
+    return U @ Vh

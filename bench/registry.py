@@ -29,6 +29,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, T] = {}
         self._loaders: list[Callable[[], None]] = []  # lazy discovery (submissions, plug-ins)
+        self._resolvers: list[tuple[str, Callable[[str], T]]] = []  # "prefix:" -> builds an entry from its name
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
@@ -46,13 +47,23 @@ class Registry(Generic[T]):
     def add_loader(self, loader: Callable[[], None]) -> None:
         self._loaders.append(loader)
 
+    def add_resolver(self, prefix: str, build: Callable[[str], T]) -> None:
+        """Names starting with `prefix` (e.g. "hf:") are built on first use, e.g. "hf:<model id>"."""
+        self._resolvers.append((prefix, build))
+
+    def _resolve(self, name: str) -> bool:
+        for prefix, build in self._resolvers:
+            if name.startswith(prefix) and name not in self._entries:
+                self._entries[name] = build(name)
+        return name in self._entries
+
     def _load(self) -> None:
         while self._loaders:
             self._loaders.pop(0)()
 
     def get(self, name: str) -> T:
         self._load()
-        if name not in self._entries:
+        if not self._resolve(name):
             raise UnknownNameError(self.kind, name, list(self._entries))
         return self._entries[name]
 
@@ -62,7 +73,10 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: str) -> bool:
         self._load()
-        return name in self._entries
+        try:
+            return self._resolve(name)
+        except Exception:  # a prefixed name whose model cannot be built is not a known name
+            return False
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -95,3 +95,20 @@ def test_method_filter_runs_only_that_method(task_file, tmp_path):
     summary = run(load_task(task_file), tmp_path / "r", methods={"ortho"})
     assert summary.run == 8
     assert {r["method"] for r in ResultStore(tmp_path / "r").rows()} == {"ortho", "native"}
+
+
+def test_prefixed_encoder_names_resolve_in_task_files(tmp_path):
+    """`file:<path>` (like hf:, st:) is built from its name: precomputed embeddings enter a task as is."""
+    data = load_dataset("digits")
+    rng = np.random.default_rng(0)
+    source = rng.normal(size=(len(data.y), 8)).astype(np.float32) + np.eye(10, 8, dtype=np.float32)[data.y] * 3
+    rotation = np.linalg.qr(rng.normal(size=(8, 8)))[0].astype(np.float32)
+    np.save(tmp_path / "a.npy", source)
+    np.save(tmp_path / "b.npy", source @ rotation)
+    path = tmp_path / "t.yaml"
+    path.write_text(SMALL_TASK.replace("[digits-mlp-w32-s0, digits-mlp-w32-s1]", f"[file:{tmp_path}/a.npy, file:{tmp_path}/b.npy]")
+                    .replace("[absolute, ortho, linear]", "[ortho]").replace("counts: [16, 64], seeds: [0, 1]", "counts: [64], seeds: [0]"))
+    run(load_task(path), tmp_path / "r")
+    rows = {(r["method"], r["target"]): r["metrics"]["accuracy"] for r in ResultStore(tmp_path / "r").rows()}
+    target = f"file:{tmp_path}/b.npy"
+    assert rows[("ortho", target)] > 0.95 * rows[("native", target)]

@@ -100,7 +100,7 @@ def block_html(block: Block, image_root: Path) -> str:
         head = "".join(f'<th scope="col">{inline(c)}</th>' for c in block.header)
         body = "\n".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>" for row in block.rows)
         return f'<table class="board">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>'
-    path = image_root / block.path
+    path = block.file or image_root / block.path
     if not path.is_file():  # rendered without plots
         return ""
     data = base64.b64encode(path.read_bytes()).decode("ascii")

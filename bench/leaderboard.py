@@ -86,6 +86,7 @@ class Table:
 class Image:
     path: str  # relative to the output's folder
     alt: str
+    file: Path | None = None  # where to read it from, when that is not beside the output (results/grids)
 
 
 Block = Union[Heading, Para, Table, Image]
@@ -448,7 +449,8 @@ RANKING_NOTE = (f"Methods are ranked by their **score**: the task's main metric 
                 "**fit ms**: mean fit time per cell.")
 
 
-def build(frame: pd.DataFrame, tasks: list[Task], stale: int, failed: Counter, plot_root: Path | None) -> list[Block]:
+def build(frame: pd.DataFrame, tasks: list[Task], stale: int, failed: Counter, plot_root: Path | None,
+          results_dir: Path | None = None) -> list[Block]:
     """Every block of the page; plots are written under plot_root/results/plots (None: no plots)."""
     blocks: list[Block] = [Heading(1, "Leaderboard"), Para([INTRO])]
     if stale:
@@ -463,13 +465,18 @@ def build(frame: pd.DataFrame, tasks: list[Task], stale: int, failed: Counter, p
     names = frame.drop_duplicates("method").set_index("method").method_name.to_dict()
     colours = method_colours(sorted(set(frame.method) - {NATIVE}))
     cells = {t.name: normalised_cells(frame, t) for t in scored}
-    ranked = [c for c in cells.values() if not c.empty]
+    # Ablation tasks (methods listed with parameters, e.g. ortho[preprocessing=l2]) score variants on a
+    # few tasks only; ranked beside methods scored on every task they would not be comparable.
+    ablations = {t.name for t in scored if any(m.params or m.label for m in t.methods)}
+    ranked = [c for name, c in cells.items() if not c.empty and name not in ablations]
     all_cells = pd.concat(ranked, ignore_index=True) if ranked else empty_cells()
 
     blocks += [Heading(2, "Overall ranking"), Para([RANKING_NOTE])]
     table, overall = ranking_blocks(all_cells, names, with_tasks=True)
     blocks += table
     unranked = [t.name for t in scored if cells[t.name].empty]
+    if ablations:
+        blocks.append(Para(["Ablation tasks, ranked only on their own below: "] + [User(", ".join(sorted(ablations)))]))
     if unranked:
         blocks.append(Para([f"Not in the ranking (no `{FLOOR}` or `{NATIVE}` results): "] + [User(", ".join(unranked))]))
     if plot_root is not None and overall.standings:
@@ -478,7 +485,7 @@ def build(frame: pd.DataFrame, tasks: list[Task], stale: int, failed: Counter, p
 
     blocks.append(Heading(2, "By task kind"))
     for kind in sorted({t.spec.kind for t in scored}):
-        kind_tasks = [t.name for t in scored if t.spec.kind == kind and not cells[t.name].empty]
+        kind_tasks = [t.name for t in scored if t.spec.kind == kind and not cells[t.name].empty and t.name not in ablations]
         blocks += [Heading(3, User(kind)), Para([f"{len(kind_tasks)} task{'' if len(kind_tasks) == 1 else 's'}: "] + [User(", ".join(kind_tasks))])]
         blocks += ranking_blocks(all_cells[all_cells.task.isin(kind_tasks)], names, with_tasks=True)[0]
 
@@ -493,6 +500,12 @@ def build(frame: pd.DataFrame, tasks: list[Task], stale: int, failed: Counter, p
                 relative = f"{PLOTS_DIR}/{task.name}-{suffix}.png"
                 draw(plot_root / relative)
                 plots.append(Image(relative, f"{task.name}: {task.main_metric} {alt}"))
+            # image grids the runner saved for reconstruction tasks, linked as results/grids/... (results_dir is
+            # results/ beside leaderboard.md in the repository)
+            grids = results_dir / "grids" / task.name if results_dir is not None else None
+            for grid in sorted(grids.glob("*.png")) if grids is not None and grids.is_dir() else []:
+                plots.append(Image(f"results/grids/{task.name}/{grid.name}",
+                                   f"{task.name}: originals and {grid.stem}'s stitched reconstructions", grid))
         blocks += task_blocks(frame, task, cells[task.name], names, plots)
     return blocks
 
@@ -505,7 +518,8 @@ def render(results_dir: Path, out: Path, plots: bool = True, html: Path | None =
     by_name = {t.name: t for t in task_list}
     rows = ResultStore(results_dir).rows()
     frame, stale = current_rows(rows, by_name)
-    blocks = build(frame, task_list, stale, failed_counts(rows, by_name), out.parent if plots else None)
+    blocks = build(frame, task_list, stale, failed_counts(rows, by_name), out.parent if plots else None,
+                   results_dir)
     text = to_markdown(blocks)
     out.write_text(text, encoding="utf-8")
     if html is not None:

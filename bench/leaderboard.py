@@ -25,11 +25,13 @@ from scipy import stats
 from tabulate import tabulate
 
 from bench.method import METHODS, REPO_ROOT
+from bench.merging import MERGERS
 from bench.metrics import METRICS
+from bench.registry import Registry
 from bench.ranking import FLOOR, Ranking, empty_cells, normalised_cells, rank
 from bench.results import ResultStore
 from bench.runner import NATIVE
-from bench.task import Task, discover_tasks
+from bench.task import Task, discover_tasks, plugins
 
 PLOTS_DIR = "results/plots"
 DPI = 100  # fixed: the PNG bytes must not depend on the machine's matplotlib defaults
@@ -160,7 +162,7 @@ def fmt(mean: float, half: float, digits: int = 3) -> str:
 
 def is_current_factory(tasks: dict[str, Task]) -> Callable[[dict[str, Any]], bool]:
     """A row is current when its task version/spec and its method's source match today's files."""
-    source_hashes: dict[str, str] = {}
+    source_hashes: dict[tuple[str, str], str] = {}
 
     def is_current(row: dict[str, Any]) -> bool:
         task = tasks.get(row["task"])
@@ -168,9 +170,10 @@ def is_current_factory(tasks: dict[str, Task]) -> Callable[[dict[str, Any]], boo
             return False
         if row["method_name"] == NATIVE:
             return True
-        if row["method_name"] not in source_hashes:
-            source_hashes[row["method_name"]] = METHODS.get(row["method_name"]).source_hash if row["method_name"] in METHODS else ""
-        return row["method_source_hash"] == source_hashes[row["method_name"]]
+        registry, name = plugins(task.spec.kind), row["method_name"]
+        if (registry.kind, name) not in source_hashes:
+            source_hashes[(registry.kind, name)] = registry.get(name).source_hash if name in registry else ""
+        return row["method_source_hash"] == source_hashes[(registry.kind, name)]
 
     return is_current
 
@@ -183,6 +186,16 @@ def current_rows(rows: list[dict[str, Any]], tasks: dict[str, Task]) -> tuple[pd
     frame = pd.DataFrame([{**{k: r[k] for k in ("task", "source", "target", "method", "method_name", "n_anchors", "seed", "fit_seconds")},
                            **{f"m:{k}": v for k, v in r["metrics"].items()}} for r in current])
     return frame, len(ok) - len(current)
+
+
+def unavailable_reasons(rows: list[dict[str, Any]], tasks: dict[str, Task]) -> dict[str, dict[str, str]]:
+    """task -> metric -> why the metric has no value there (the first reason stored; they repeat per cell)."""
+    is_current, reasons = is_current_factory(tasks), {}
+    for row in rows:
+        if row["status"] == "ok" and row.get("unavailable") and is_current(row):
+            for metric, reason in row["unavailable"].items():
+                reasons.setdefault(row["task"], {}).setdefault(metric, reason)
+    return reasons
 
 
 def failed_counts(rows: list[dict[str, Any]], tasks: dict[str, Task]) -> Counter:
@@ -221,10 +234,10 @@ def arrow(metric: str) -> str:
     return "↑" if METRICS.get(metric).higher_is_better else "↓"
 
 
-def method_cell(label: str, names: dict[str, str]) -> Inline:
-    """The method's label, linked to its card when the submission lives in this repository."""
+def method_cell(label: str, names: dict[str, str], registry: Registry = METHODS) -> Inline:
+    """The method's (or merger's) label, linked to its card when the submission lives in this repository."""
     name = names.get(label, label)
-    info = METHODS.get(name) if name in METHODS else None
+    info = registry.get(name) if name in registry else None
     if info is None or info.folder is None or not info.folder.is_relative_to(REPO_ROOT):
         return User(label)
     return link_or_text(label, (info.folder.relative_to(REPO_ROOT) / "card.yaml").as_posix())
@@ -250,7 +263,18 @@ def ranking_blocks(cells: pd.DataFrame, names: dict[str, str], with_tasks: bool)
     return [ranking_table(ranking, names, with_tasks)], ranking
 
 
-def task_blocks(frame: pd.DataFrame, task: Task, cells: pd.DataFrame, names: dict[str, str], plots: list[Image]) -> list[Block]:
+def unavailable_para(reasons: dict[str, str]) -> list[Block]:
+    """Why a metric shows "–": stated once per task rather than hidden."""
+    if not reasons:
+        return []
+    parts: list[Inline] = ["Unavailable here (shown as –): "]
+    for i, (metric, reason) in enumerate(sorted(reasons.items())):
+        parts += (["; "] if i else []) + [Code(metric), ": ", User(reason)]
+    return [Para(parts)]
+
+
+def task_blocks(frame: pd.DataFrame, task: Task, cells: pd.DataFrame, names: dict[str, str], plots: list[Image],
+                reasons: dict[str, str]) -> list[Block]:
     spec = task.spec
     largest = largest_count(frame, task)
     blocks: list[Block] = [Heading(2, User(task.name))]
@@ -282,7 +306,48 @@ def task_blocks(frame: pd.DataFrame, task: Task, cells: pd.DataFrame, names: dic
     table.append([NATIVE_LABEL] + [fmt(native_value(frame, task, metric), np.nan) for metric in spec.metrics] + ["–"])
     blocks += [Para([f"All metrics at n={largest} anchors:"]),
                Table(["method"] + [f"{m} {arrow(m)}" for m in spec.metrics] + ["fit ms"], table)]
-    return blocks + plots
+    return blocks + unavailable_para(reasons) + plots
+
+
+MERGING_NOTE = ("Merging tasks (\"From Charts to Atlas\", arXiv 2311.06547) score the second plug-in family, mergers "
+                "(`mergers/`): the task's fit split is cut into parts, one encoder is trained per part, and a merger fuses "
+                "their spaces using anchors. Latent metrics compare the merged test embeddings with those of the same "
+                "encoder trained end to end on the whole fit split (the reference row); accuracy is that of the task's "
+                "decoder fitted on the merged fit split. Each value is the mean ± 95% Student-t interval over anchor seeds "
+                "at the largest anchor count. Mergers are not normalised or ranked with the translation methods.")
+
+
+def merging_blocks(frame: pd.DataFrame, task: Task, names: dict[str, str], reasons: dict[str, str]) -> list[Block]:
+    """A merging task: the main metric per merger and partition, then every metric per partition."""
+    spec, merging = task.spec, task.spec.merging
+    blocks: list[Block] = [Heading(3, User(task.name))]
+    if spec.description.strip():
+        blocks.append(Para([User(spec.description.strip())]))
+    blocks.append(Para(["Data set ", Code(spec.dataset.name), f", {merging.n_tasks} parts, one ", Code(f"{merging.arch}-w{merging.width}"),
+                        " encoder each; end-to-end reference ", Code(task.pairs()[0][1]), ", decoder ", Code(spec.decoder),
+                        f", anchors sampled {spec.anchors.sampling}, seeds {', '.join(map(str, spec.anchors.seeds))}. "
+                        f"Task version {spec.version}, spec hash ", Code(task.spec_hash), "."]))
+    largest = largest_count(frame, task)
+    if largest is None:
+        return blocks + [Para(["No current results."])]
+    main, sign = task.main_metric, 1 if METRICS.get(task.main_metric).higher_is_better else -1
+    by_partition = {how: {metric: summarise(frame[frame.source == how], task, metric) for metric in spec.metrics}
+                    for how in merging.partitions}
+    mergers = sorted({m for how in merging.partitions for m, _ in by_partition[how][main]},
+                     key=lambda m: (-sign * np.nanmean([by_partition[h][main].get((m, largest), (np.nan,))[0] for h in merging.partitions]), m))
+    overview = [[method_cell(m, names, MERGERS)] + [fmt(*by_partition[h][main].get((m, largest), (np.nan, np.nan))) for h in merging.partitions]
+                for m in mergers]
+    overview.append(["end to end (reference)"] + [fmt(native_value(frame, task, main), np.nan)] * len(merging.partitions))
+    blocks += [Para([Strong(f"{main} {arrow(main)}"), f" by partition at n={largest} anchors:"]),
+               Table(["merger"] + list(merging.partitions), overview)]
+    fit = frame[(frame.task == task.name) & (frame.n_anchors == largest)].groupby(["source", "method"]).fit_seconds.mean()
+    for how in merging.partitions:
+        table = [[method_cell(m, names, MERGERS)] + [fmt(*by_partition[how][metric].get((m, largest), (np.nan, np.nan))) for metric in spec.metrics]
+                 + [f"{1000 * fit.get((how, m), np.nan):.2f}"] for m in mergers]
+        table.append(["end to end (reference)"] + [fmt(native_value(frame, task, metric), np.nan) for metric in spec.metrics] + ["–"])
+        blocks += [Para([Strong(how), f": all metrics at n={largest} anchors"]),
+                   Table(["merger"] + [f"{m} {arrow(m)}" for m in spec.metrics] + ["fit ms"], table)]
+    return blocks + unavailable_para(reasons)
 
 
 def overview_table(frame: pd.DataFrame, tasks: list[Task], names: dict[str, str]) -> Table:
@@ -303,16 +368,16 @@ def overview_table(frame: pd.DataFrame, tasks: list[Task], names: dict[str, str]
     return Table(header, table)
 
 
-def methods_table(labels: list[str], names: dict[str, str]) -> Table:
-    """Each method's card: who made it, where it is described, under which licence."""
+def methods_table(labels: list[str], names: dict[str, str], registry: Registry = METHODS) -> Table:
+    """Each method's (or merger's) card: who made it, where it is described, under which licence."""
     rows = []
     for label in labels:
         name = names.get(label, label)
-        card = METHODS.get(name).card if name in METHODS else {}
+        card = registry.get(name).card if name in registry else {}
         authors = card.get("authors", "")
         authors = ", ".join(map(str, authors)) if isinstance(authors, list) else str(authors)
         paper = str(card.get("paper", "") or "")
-        rows.append([method_cell(label, names), User(str(card.get("title", ""))), User(authors),
+        rows.append([method_cell(label, names, registry), User(str(card.get("title", ""))), User(authors),
                      link_or_text(paper, paper) if paper else "", User(str(card.get("license", "")))])
     return Table(["method", "title", "authors", "paper", "license"], rows)
 
@@ -450,7 +515,7 @@ RANKING_NOTE = (f"Methods are ranked by their **score**: the task's main metric 
 
 
 def build(frame: pd.DataFrame, tasks: list[Task], stale: int, failed: Counter, plot_root: Path | None,
-          results_dir: Path | None = None) -> list[Block]:
+          results_dir: Path | None = None, reasons: dict[str, dict[str, str]] | None = None) -> list[Block]:
     """Every block of the page; plots are written under plot_root/results/plots (None: no plots)."""
     blocks: list[Block] = [Heading(1, "Leaderboard"), Para([INTRO])]
     if stale:
@@ -462,8 +527,12 @@ def build(frame: pd.DataFrame, tasks: list[Task], stale: int, failed: Counter, p
     scored = [t for t in tasks if not frame.empty and (frame.task == t.name).any()]
     if not scored:
         return blocks + [Para(["No results yet: run `bench run`."])]
+    reasons = reasons or {}
+    merging = [t for t in scored if t.spec.kind == "merging"]
+    scored = [t for t in scored if t.spec.kind != "merging"]
+    stitching = frame[~frame.task.isin([t.name for t in merging])]
     names = frame.drop_duplicates("method").set_index("method").method_name.to_dict()
-    colours = method_colours(sorted(set(frame.method) - {NATIVE}))
+    colours = method_colours(sorted(set(stitching.method) - {NATIVE}))
     cells = {t.name: normalised_cells(frame, t) for t in scored}
     # Ablation tasks (methods listed with parameters, e.g. ortho[preprocessing=l2]) score variants on a
     # few tasks only; ranked beside methods scored on every task they would not be comparable.
@@ -491,7 +560,7 @@ def build(frame: pd.DataFrame, tasks: list[Task], stale: int, failed: Counter, p
 
     blocks += [Heading(2, "Main metric per task"), Para(["Mean ± 95% Student-t interval over anchor seeds of the mean over encoder pairs."]),
                overview_table(frame, scored, names)]
-    blocks += [Heading(2, "Methods"), methods_table(sorted(set(frame.method) - {NATIVE}), names)]
+    blocks += [Heading(2, "Methods"), methods_table(sorted(set(stitching.method) - {NATIVE}), names)]
     for task in scored:
         plots = []
         if plot_root is not None:
@@ -506,7 +575,13 @@ def build(frame: pd.DataFrame, tasks: list[Task], stale: int, failed: Counter, p
             for grid in sorted(grids.glob("*.png")) if grids is not None and grids.is_dir() else []:
                 plots.append(Image(f"results/grids/{task.name}/{grid.name}",
                                    f"{task.name}: originals and {grid.stem}'s stitched reconstructions", grid))
-        blocks += task_blocks(frame, task, cells[task.name], names, plots)
+        blocks += task_blocks(frame, task, cells[task.name], names, plots, reasons.get(task.name, {}))
+    if merging:
+        merger_frame = frame[frame.task.isin([t.name for t in merging])]
+        blocks += [Heading(2, "Merging"), Para([MERGING_NOTE])]
+        for task in merging:
+            blocks += merging_blocks(frame, task, names, reasons.get(task.name, {}))
+        blocks += [Heading(3, "Mergers"), methods_table(sorted(set(merger_frame.method) - {NATIVE}), names, MERGERS)]
     return blocks
 
 
@@ -519,7 +594,7 @@ def render(results_dir: Path, out: Path, plots: bool = True, html: Path | None =
     rows = ResultStore(results_dir).rows()
     frame, stale = current_rows(rows, by_name)
     blocks = build(frame, task_list, stale, failed_counts(rows, by_name), out.parent if plots else None,
-                   results_dir)
+                   results_dir, unavailable_reasons(rows, by_name))
     text = to_markdown(blocks)
     out.write_text(text, encoding="utf-8")
     if html is not None:

@@ -106,8 +106,10 @@ class Unimportable(Method):
     """Stands in for a submission whose modules fail to import (see MethodInfo.error)."""
 
 
-def load_submission(folder: Path) -> list[str]:
-    """Import every module of submissions/<name>/ and return the names it registered."""
+def load_submission(folder: Path, registry: Registry | None = None) -> list[str]:
+    """Import every module of submissions/<name>/ and return the names it registered in `registry`
+    (METHODS by default; bench.merging.MERGERS for a merger's folder)."""
+    registry = METHODS if registry is None else registry
     global _loading_folder
     folder = Path(folder).resolve()
     _loading_folder = folder
@@ -131,10 +133,10 @@ def load_submission(folder: Path) -> list[str]:
     finally:
         _loading_folder = None
     # by folder, not by difference: a folder imported before (e.g. by discovery) still reports its names
-    added = sorted(name for name, info in METHODS._entries.items() if info.folder == folder)
+    added = sorted(name for name, info in registry._entries.items() if info.folder == folder)
     card = _read_card(folder)
     for name in added:
-        METHODS._entries[name].card = card
+        registry._entries[name].card = card
     return added
 
 
@@ -162,14 +164,15 @@ def submissions_dir() -> Path:
     return Path(os.environ.get("BENCH_SUBMISSIONS", REPO_ROOT / "submissions"))
 
 
-def register_folder(folder: Path) -> list[str]:
+def register_folder(folder: Path, registry: Registry | None = None, stand_in: type = Unimportable) -> list[str]:
     """load_submission, except that a broken submission is registered under its folder's name
     with the import error, so that it fails its own cells and stops no other method."""
+    registry = METHODS if registry is None else registry
     try:
-        return load_submission(folder)
+        return load_submission(folder, registry)
     except SubmissionError as error:
-        if folder.name not in METHODS._entries:
-            METHODS.add(folder.name, MethodInfo(folder.name, Unimportable, Path(folder).resolve(), error=str(error)))
+        if folder.name not in registry._entries:
+            registry.add(folder.name, MethodInfo(folder.name, stand_in, Path(folder).resolve(), error=str(error)))
         return [folder.name]
 
 
@@ -190,9 +193,11 @@ def get_method(name: str) -> MethodInfo:
     return METHODS.get(name)
 
 
-def build_method(name: str, params: dict[str, Any] | None = None, seed: int | None = None) -> Method:
-    """Instantiate a registered method; `seed` is passed only to methods that take one."""
-    info = get_method(name)
+def build_method(name: str, params: dict[str, Any] | None = None, seed: int | None = None,
+                 registry: Registry | None = None) -> Any:
+    """Instantiate a registered method (or a merger, from bench.merging.MERGERS); `seed` is passed
+    only to those that take one."""
+    info = (METHODS if registry is None else registry).get(name)
     if info.error is not None:
         raise SubmissionError(info.error)
     kwargs = dict(params or {})

@@ -8,7 +8,8 @@ What each metric compares:
 - "labels": the target decoder's predictions on Y_hat against the true labels;
 - "native": the predictions on Y_hat against the target decoder's own predictions on Y;
 - "pixels": the target autoencoder's reconstructions of Y_hat against the input images;
-- "probes": linear one-vs-rest probes fitted on the target's own latents, applied to Y_hat.
+- "probes": linear one-vs-rest probes fitted on the target's own latents, applied to Y_hat;
+- "clusters": the class structure of Y_hat itself, read with the true labels.
 
 Everything is computed in torch on the tensors' device (CPU or CUDA) and returned as a float.
 Metrics that need an (m, m) similarity matrix build it in row chunks of about CHUNK_ELEMENTS
@@ -33,7 +34,7 @@ from bench.registry import Registry
 # The keyword arguments the runner passes; a metric's parameters must be a subset of these.
 INPUTS = ("translated", "target", "predicted", "native_predicted", "labels", "n_classes",
           "reconstructed", "images", "probe_decisions", "native_probe_decisions", "probe_truth")
-COMPARES = ("latent", "labels", "native", "pixels", "probes")
+COMPARES = ("latent", "labels", "native", "pixels", "probes", "clusters")
 
 CHUNK_ELEMENTS = 2**25  # entries of an (rows, m) similarity block: 128 MB in float32
 MUTUAL_KNN_K = 10  # k of the platonic representation hypothesis paper (Huh et al. 2024)
@@ -381,3 +382,26 @@ def probe_accuracy(probe_decisions: Tensor, probe_truth: Tensor) -> float:
 def probe_consistency(probe_decisions: Tensor, native_probe_decisions: Tensor) -> float:
     """Fraction of (sample, probe) decisions on Y_hat that equal the decision on the true Y."""
     return (probe_decisions == native_probe_decisions).double().mean().item()
+
+
+# ---------------------------------------------------------------------------------------------
+# Class structure of Y_hat itself, read with the true labels (the merging paper's separability)
+
+
+@metric("separability", higher_is_better=True, compares="clusters")
+def separability(translated: Tensor, labels: Tensor) -> float:
+    """Mean over pairs of classes (a, b) of d(mu_a, mu_b) / ((r_a + r_b) / 2), where mu is a class
+    centroid and r the mean Euclidean distance of the class's samples to it ("From Charts to Atlas", arXiv 2311.06547).
+
+    A ratio of distances: invariant to rotation, translation and isotropic scaling of the space.
+    """
+    classes, index = torch.unique(labels, return_inverse=True)  # (c,), (m,)
+    if classes.shape[0] < 2:
+        raise ValueError("separability needs at least two classes")
+    X = translated.double()  # (m, d)
+    counts = torch.bincount(index, minlength=classes.shape[0]).double()  # (c,)
+    centroids = torch.zeros(classes.shape[0], X.shape[1], dtype=X.dtype, device=X.device).index_add_(0, index, X)
+    centroids /= counts[:, None]  # (c, d)
+    spread = torch.zeros_like(counts).index_add_(0, index, (X - centroids[index]).norm(dim=1)) / counts  # (c,)
+    a, b = torch.triu_indices(classes.shape[0], classes.shape[0], offset=1, device=X.device)  # every pair once
+    return ((centroids[a] - centroids[b]).norm(dim=1) / ((spread[a] + spread[b]) / 2)).mean().item()

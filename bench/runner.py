@@ -214,6 +214,10 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
              limits: dict[str, Any] | None = None) -> None:
     """Run every cell of `task` that has no stored result; failed cells are stored with their reason."""
     check_against_data(task)
+    if task.spec.kind == "merging":
+        from bench.merging import run_merging_task
+
+        return run_merging_task(task, store, device, summary, method_filter, progress)
     executor = executor or LocalExecutor()
     limits = limits or {"time_limit": task.spec.limits.time_s, "memory_limit": task.spec.limits.memory_mb}
     dataset = load_dataset(task.spec.dataset.name)

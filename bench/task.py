@@ -36,8 +36,9 @@ LABEL_PATTERN = r"^[a-z0-9][a-z0-9_.,=\[\]-]*$"  # e.g. ortho[preprocessing=l2]
 
 
 # What each task kind can score (see bench/metrics.py, COMPARES).
-KIND_COMPARES = {"classification": ("labels", "native", "probes", "latent"), "similarity": ("latent",),
-                 "reconstruction": ("pixels", "latent")}
+KIND_COMPARES = {"classification": ("labels", "native", "probes", "latent", "clusters"), "similarity": ("latent", "clusters"),
+                 "reconstruction": ("pixels", "latent"), "merging": ("latent", "labels", "clusters")}
+PARTITIONS = ("shared-samples", "shared-classes", "disjoint")  # see bench/merging.py
 
 
 class TaskError(ValueError):
@@ -104,6 +105,23 @@ class MethodSpec(Strict):
         return f"{self.name}[{','.join(f'{k}={v}' for k, v in sorted(self.params.items()))}]"
 
 
+class MergingSpec(Strict):
+    """How a merging task splits its fit split and which encoder it trains per part (bench/merging.py)."""
+    partitions: list[Literal["shared-samples", "shared-classes", "disjoint"]] = Field(min_length=1)
+    n_tasks: int = Field(default=2, ge=2)
+    shared_classes: float = Field(default=0.8, gt=0, lt=1)  # shared-samples: fraction of classes every part sees
+    arch: Literal["mlp", "cnn"] = "mlp"
+    width: int = Field(default=64, ge=2)
+    seed: int = Field(default=0, ge=0)  # the end-to-end encoder's training seed; part i's is seed + 1 + i
+
+    @field_validator("partitions")
+    @classmethod
+    def unique(cls, values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise ValueError("values must be unique")
+        return values
+
+
 class LimitSpec(Strict):
     """Per-cell limits, enforced by the process and ray executors (not part of the spec hash)."""
     time_s: float = Field(default=600.0, gt=0)
@@ -114,15 +132,25 @@ class TaskSpec(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     version: int = Field(ge=1)
     description: str = ""
-    kind: Literal["classification", "similarity", "reconstruction"]
+    kind: Literal["classification", "similarity", "reconstruction", "merging"]
     default_suite: bool = False
     dataset: DatasetSpec
-    encoders: EncoderSpec
+    encoders: EncoderSpec | None = None  # every kind but merging
+    merging: MergingSpec | None = None  # merging only: its encoders are trained per partition
     decoder: str = "logistic"
     anchors: AnchorSpec
     methods: list[Union[str, MethodSpec]] | None = Field(default=None, min_length=1)
     metrics: list[str] = Field(min_length=1)
     limits: LimitSpec = LimitSpec()
+
+    @model_validator(mode="after")
+    def encoders_or_merging(self) -> "TaskSpec":
+        if self.kind == "merging":
+            if self.merging is None or self.encoders is not None:
+                raise ValueError("a merging task gives 'merging' (how to split the data and train its encoders), not 'encoders'")
+        elif self.encoders is None or self.merging is not None:
+            raise ValueError(f"a {self.kind} task gives 'encoders', not 'merging'")
+        return self
 
 
 @dataclass(frozen=True)
@@ -141,6 +169,11 @@ class Task:
         return self.spec.metrics[0]
 
     def pairs(self) -> list[tuple[str, str]]:
+        """(source, target) per cell; for a merging task (partition, end-to-end encoder)."""
+        if self.spec.kind == "merging":
+            from bench.merging import end_to_end_id
+
+            return [(partition, end_to_end_id(self.spec)) for partition in self.spec.merging.partitions]
         return self.spec.encoders.ordered_pairs()
 
 
@@ -168,6 +201,9 @@ def _closest(name: str, known: list[str]) -> str:
 def spec_hash(spec: TaskSpec) -> str:
     """Hash of everything that changes scores (not the description or suite membership)."""
     data = spec.model_dump(mode="json", exclude={"description", "default_suite", "limits"})
+    for key in ("encoders", "merging"):  # each kind has one of them; hashes predate `merging`
+        if data[key] is None:
+            del data[key]
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -211,16 +247,25 @@ def _allowed_keys(loc: tuple) -> list[str]:
         field = model.model_fields.get(part) if isinstance(part, str) else None
         if field is None:
             continue
-        for candidate in (DatasetSpec, EncoderSpec, AnchorSpec, MethodSpec, LimitSpec):
+        for candidate in (DatasetSpec, EncoderSpec, MergingSpec, AnchorSpec, MethodSpec, LimitSpec):
             if candidate.__name__ in str(field.annotation):
                 model = candidate
     return list(model.model_fields)
 
 
-def _method_specs(spec: TaskSpec) -> tuple[MethodSpec, ...]:
+def plugins(kind: str):
+    """The registry a task's `methods` name: mergers for a merging task, translation methods otherwise."""
+    if kind == "merging":
+        from bench.merging import MERGERS
+
+        return MERGERS
     from bench.method import METHODS
 
-    entries = spec.methods if spec.methods is not None else METHODS.names()
+    return METHODS
+
+
+def _method_specs(spec: TaskSpec) -> tuple[MethodSpec, ...]:
+    entries = spec.methods if spec.methods is not None else plugins(spec.kind).names()
     return tuple(MethodSpec(name=entry) if isinstance(entry, str) else entry for entry in entries)
 
 
@@ -228,9 +273,9 @@ def _unknown_names(spec: TaskSpec, methods: tuple[MethodSpec, ...]) -> list[str]
     from bench.datasets import DATASETS
     from bench.decoders import DECODERS
     from bench.encoders import ENCODERS
-    from bench.method import METHODS
     from bench.metrics import METRICS
 
+    METHODS = plugins(spec.kind)
     problems = []
 
     def check(key: str, name: str, registry) -> bool:
@@ -241,8 +286,9 @@ def _unknown_names(spec: TaskSpec, methods: tuple[MethodSpec, ...]) -> list[str]
 
     check("dataset.name", spec.dataset.name, DATASETS)
     check("decoder", spec.decoder, DECODERS)
-    encoder_keys = ([(f"encoders.all[{i}]", n) for i, n in enumerate(spec.encoders.all or [])]
-                    + [(f"encoders.pairs[{i}][{j}]", n) for i, p in enumerate(spec.encoders.pairs or []) for j, n in enumerate(p)])
+    encoders = spec.encoders or EncoderSpec.model_construct(all=None, pairs=None)  # a merging task names none
+    encoder_keys = ([(f"encoders.all[{i}]", n) for i, n in enumerate(encoders.all or [])]
+                    + [(f"encoders.pairs[{i}][{j}]", n) for i, p in enumerate(encoders.pairs or []) for j, n in enumerate(p)])
     for key, name in encoder_keys:
         if check(key, name, ENCODERS):
             trained_on = ENCODERS.get(name).dataset
@@ -262,6 +308,15 @@ def _unknown_names(spec: TaskSpec, methods: tuple[MethodSpec, ...]) -> list[str]
         if check(f"metrics[{i}]", name, METRICS) and METRICS.get(name).compares not in KIND_COMPARES[spec.kind]:
             problems.append(f"metrics[{i}]: {name!r} compares {METRICS.get(name).compares}, which a {spec.kind} task does not "
                             f"have (it has: {', '.join(KIND_COMPARES[spec.kind])})")
+    if spec.kind == "merging":
+        from bench.merging import end_to_end_id
+
+        if end_to_end_id(spec) not in ENCODERS:
+            problems.append(f"merging: no end-to-end encoder {end_to_end_id(spec)!r} is registered for this data set, "
+                            f"architecture, width and seed{_closest(end_to_end_id(spec), ENCODERS.names())}")
+        if spec.anchors.sampling not in ("uniform", "stratified"):
+            problems.append(f"anchors.sampling: a merging task samples anchors without a space to measure in: "
+                            f"use 'uniform' or 'stratified', not {spec.anchors.sampling!r}")
     if spec.kind == "reconstruction":
         for key, name in encoder_keys:
             if name in ENCODERS and not hasattr(ENCODERS.get(name), "decode"):
@@ -281,8 +336,31 @@ def check_against_data(task: Task) -> None:
         pool = len(dataset.split(task.spec.dataset.fit_split))
         problems += [f"anchors.counts[{i}]: {n} anchors, but the fit split {task.spec.dataset.fit_split!r} has only {pool} samples"
                      for i, n in enumerate(task.spec.anchors.counts) if n > pool]
+    if not problems and task.spec.kind == "merging":
+        problems += _check_merging_against_data(task, dataset)
     if problems:
         raise TaskError(task.path, problems)
+
+
+def _check_merging_against_data(task: Task, dataset) -> list[str]:
+    from bench.encoders.trained import training_config
+    from bench.merging import partition
+
+    spec, problems = task.spec, []
+    trained_on = training_config(dataset.name)["split"]
+    if spec.dataset.fit_split != trained_on:
+        problems.append(f"dataset.fit_split: the end-to-end encoder is trained on split {trained_on!r}; a merging task's "
+                        f"parts must split that same split, so fit_split must be {trained_on!r}")
+    for how in spec.merging.partitions:
+        try:
+            _, pool = partition(dataset.y, dataset.split(spec.dataset.fit_split), how, spec.merging.n_tasks,
+                                spec.merging.shared_classes, spec.merging.seed)
+        except ValueError as error:
+            problems.append(f"merging.partitions: {error}")
+            continue
+        problems += [f"anchors.counts[{i}]: {n} anchors, but partition {how!r} draws anchors from {len(pool)} samples"
+                     for i, n in enumerate(spec.anchors.counts) if n > len(pool)]
+    return problems
 
 
 def discover_tasks(default_suite_only: bool = False) -> list[Task]:

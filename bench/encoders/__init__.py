@@ -45,7 +45,12 @@ class EncoderDataMismatch(ValueError):
 
 def embeddings(encoder_id: str, dataset: Dataset, device: torch.device) -> np.ndarray:
     """(n, d) float32 embeddings of the whole data set, from the cache when possible."""
-    encoder = ENCODERS.get(encoder_id)
+    return encoder_embeddings(ENCODERS.get(encoder_id), dataset, device)
+
+
+def encoder_embeddings(encoder: Encoder, dataset: Dataset, device: torch.device) -> np.ndarray:
+    """embeddings() for an encoder object that need not be registered (e.g. a merging task's)."""
+    encoder_id = encoder.id
     if encoder.dataset is not None and encoder.dataset != dataset.name:
         raise EncoderDataMismatch(f"encoder {encoder_id!r} is trained on {encoder.dataset!r}, not on {dataset.name!r}")
     key = cache_key(kind="embeddings", encoder=encoder_id, weights=encoder.weights_hash(), dataset=dataset.content_hash,

@@ -9,6 +9,7 @@ cross-architecture one.
 from __future__ import annotations
 
 import functools
+import hashlib
 
 import numpy as np
 import torch
@@ -47,14 +48,16 @@ def build_network(arch: str, image_shape: tuple[int, ...], width: int, n_classes
     return nn.Sequential(*trunk, nn.ReLU(), nn.Linear(width, n_classes))
 
 
-def train(dataset: Dataset, arch: str, width: int, seed: int) -> nn.Sequential:
-    """Adam on cross-entropy over the train split, on the CPU so the weights are reproducible."""
+def train(dataset: Dataset, arch: str, width: int, seed: int, indices: np.ndarray | None = None) -> nn.Sequential:
+    """Adam on cross-entropy over the train split (or over `indices`, whose classes are renumbered
+    0..k-1 for a head of k outputs), on the CPU so the weights are reproducible."""
     config = training_config(dataset.name)
+    train_idx = dataset.split(config["split"]) if indices is None else indices
+    classes, labels = np.unique(dataset.y[train_idx], return_inverse=True)
     torch.manual_seed(seed)
-    network = build_network(arch, dataset.x.shape[1:], width, dataset.n_classes)
-    train_idx = dataset.split(config["split"])
+    network = build_network(arch, dataset.x.shape[1:], width, len(classes))
     x = torch.from_numpy(dataset.x[train_idx])  # (n, c, h, w)
-    y = torch.from_numpy(dataset.y[train_idx])  # (n,)
+    y = torch.from_numpy(labels.astype(np.int64))  # (n,)
     optimizer = torch.optim.Adam(network.parameters(), lr=config["lr"])
     shuffle = torch.Generator().manual_seed(seed)
     for _ in range(config["epochs"]):
@@ -66,22 +69,29 @@ def train(dataset: Dataset, arch: str, width: int, seed: int) -> nn.Sequential:
 
 
 class TrainedClassifierEncoder(Encoder):
-    """A classifier trained by the harness; the latent feeds its classification head."""
+    """A classifier trained by the harness; the latent feeds its classification head.
+
+    With `indices` (and a `tag` naming them) it is trained on those samples and their classes only:
+    the task-specific encoders of a merging task (bench/merging.py).
+    """
 
     code_version = "1"
 
-    def __init__(self, dataset: str, arch: str, width: int, seed: int):
+    def __init__(self, dataset: str, arch: str, width: int, seed: int, indices: np.ndarray | None = None, tag: str = ""):
         self.dataset, self.arch, self.width, self.seed = dataset, arch, width, seed
-        self.id = f"{dataset}-{arch}-w{width}-s{seed}"
+        self.indices = None if indices is None else np.sort(np.asarray(indices, dtype=np.int64))
+        self.id = f"{dataset}-{arch}-w{width}-s{seed}" + (f"-{tag}" if tag else "")
 
     @functools.cached_property
     def network(self) -> nn.Sequential:
         data = load_dataset(self.dataset)
+        subset = {} if self.indices is None else {"subset": hashlib.sha256(self.indices.tobytes()).hexdigest()[:16]}
         key = cache_key(kind="weights", arch=self.arch, width=self.width, seed=self.seed, dataset=data.content_hash,
-                        training=training_config(self.dataset), code_version=self.code_version, torch=torch.__version__.split("+")[0])
-
-        return cached_module(key, lambda: build_network(self.arch, data.x.shape[1:], self.width, data.n_classes),
-                             lambda: train(data, self.arch, self.width, self.seed))
+                        training=training_config(self.dataset), code_version=self.code_version,
+                        torch=torch.__version__.split("+")[0], **subset)
+        n_classes = data.n_classes if self.indices is None else len(np.unique(data.y[self.indices]))
+        return cached_module(key, lambda: build_network(self.arch, data.x.shape[1:], self.width, n_classes),
+                             lambda: train(data, self.arch, self.width, self.seed, self.indices))
 
     def weights_hash(self) -> str:
         return module_hash(self.network)

@@ -1,0 +1,261 @@
+"""Latent-space merging ("From Charts to Atlas", arXiv 2311.06547): the fit split is cut into
+parts, one encoder is trained per part, and a merger fuses their spaces into one, which is scored
+against an encoder trained end to end on the whole fit split.
+
+A merger is the second plug-in family, with scikit-learn's estimator rules like a method:
+
+    merger = SomeMerger(**hyperparameters)
+    merger.fit([A_1, ..., A_k])             # (n, d_i): the same n anchor samples in each part's space
+    Z = merger.transform([X_1, ..., X_k])   # (m, d_i) each -> (m, d_out): one merged row per sample
+
+Mergers live in mergers/<name>/ (a module calling @register_merger, and a card.yaml). A merger
+sees anchors and embeddings only: never labels, the end-to-end space or a decoder.
+
+Partitions of the fit split into k parts (classes are shuffled by the task's seed first):
+- shared-samples: a fraction of the classes is shared, and every part sees all of their samples;
+  the other classes are dealt out, one part each. Anchors come from the shared samples.
+- shared-classes: every part sees every class, on disjoint samples. Anchors: any fit sample.
+- disjoint: classes are dealt out, so parts share neither classes nor samples. Anchors: any.
+
+A cell is (partition, merger, n_anchors, seed). Its merged fit-split embeddings train the task's
+decoder, which is scored on the merged eval-split embeddings; latent metrics compare the merged
+eval embeddings with the end-to-end encoder's, and "clusters" metrics read their class structure.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from bench.anchors import anchor_ids_hash, sample_anchors
+from bench.datasets import Dataset, load_dataset
+from bench.decoders import DECODERS
+from bench.encoders import embeddings, encoder_embeddings
+from bench.method import REPO_ROOT, MethodInfo, build_method, register_folder
+from bench.metrics import METRICS, MetricUnavailable
+from bench.registry import Registry
+from bench.results import ResultStore, cell_key
+from bench.task import Task, TaskSpec
+
+FLUSH_EVERY = 50
+
+
+class Merger(BaseEstimator):
+    """Base class of mergers. Subclasses implement fit and transform."""
+
+    def fit(self, anchors: list[Tensor]) -> "Merger":  # k tensors of (n, d_i)
+        raise NotImplementedError
+
+    def transform(self, spaces: list[Tensor]) -> Tensor:  # k tensors of (m, d_i) -> (m, d_out)
+        raise NotImplementedError
+
+
+class UnimportableMerger(Merger):
+    """Stands in for a merger folder whose modules fail to import (see MethodInfo.error)."""
+
+
+MERGERS: Registry[MethodInfo] = Registry("merger")
+
+
+def register_merger(name: str):
+    """Class decorator: `@register_merger("rlsa")` makes a Merger subclass available by name."""
+    import bench.method
+
+    def decorator(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, Merger)):
+            raise TypeError(f"@register_merger({name!r}) must decorate a subclass of bench.merging.Merger")
+        MERGERS.add(name, MethodInfo(name, cls, bench.method._loading_folder))
+        return cls
+
+    return decorator
+
+
+def mergers_dir():
+    return REPO_ROOT / "mergers"
+
+
+def _discover() -> None:
+    root = mergers_dir()
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))) if root.is_dir() else []:
+        register_folder(folder, MERGERS, UnimportableMerger)
+
+
+MERGERS.add_loader(_discover)
+
+
+def build_merger(name: str, params: dict[str, Any] | None = None, seed: int | None = None) -> Merger:
+    return build_method(name, params, seed, registry=MERGERS)
+
+
+# ---------------------------------------------------------------------------------------------
+# partitions and encoders
+
+
+def partition(labels: np.ndarray, pool: np.ndarray, how: str, n_parts: int, shared_classes: float,
+              seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each part's sample indices (sorted, taken from `pool`) and the pool anchors are drawn from."""
+    rng = np.random.default_rng(seed)
+    classes = rng.permutation(np.unique(labels[pool]))
+    if how == "shared-classes":  # every class in every part, each class's samples dealt out
+        parts: list[list[np.ndarray]] = [[] for _ in range(n_parts)]
+        for c in classes:
+            members = rng.permutation(pool[labels[pool] == c])
+            for i in range(n_parts):
+                parts[i].append(members[i::n_parts])
+        return [np.sort(np.concatenate(p)) for p in parts], pool
+    n_shared = int(round(shared_classes * len(classes))) if how == "shared-samples" else 0
+    shared, private = classes[:n_shared], classes[n_shared:]
+    if len(private) < n_parts:
+        raise ValueError(f"partition {how!r}: {len(private)} classes left to deal out to {n_parts} parts; every part needs one "
+                         "(lower merging.shared_classes or merging.n_tasks)")
+    owned = [np.concatenate([shared, private[i::n_parts]]) for i in range(n_parts)]
+    parts_idx = [np.sort(pool[np.isin(labels[pool], cls)]) for cls in owned]
+    anchor_pool = np.sort(pool[np.isin(labels[pool], shared)]) if n_shared else pool
+    return parts_idx, anchor_pool
+
+
+def end_to_end_id(spec: TaskSpec) -> str:
+    """The registered encoder trained on the whole fit split with every class (bench/encoders/trained.py)."""
+    m = spec.merging
+    return f"{spec.dataset.name}-{m.arch}-w{m.width}-s{m.seed}"
+
+
+# ---------------------------------------------------------------------------------------------
+# running a merging task
+
+
+class MergingContext:
+    """A merging task's partitions, part encoders' embeddings and the end-to-end space, computed once."""
+
+    def __init__(self, task: Task, dataset: Dataset, device: torch.device):
+        self.task, self.spec, self.dataset, self.device = task, task.spec.merging, dataset, device
+        self.fit_idx = dataset.split(task.spec.dataset.fit_split)
+        self.eval_idx = dataset.split(task.spec.dataset.eval_split)
+        self.labels = torch.from_numpy(dataset.y[self.eval_idx]).to(device)  # (m,)
+
+    @functools.cache
+    def parts(self, how: str) -> tuple[list[np.ndarray], np.ndarray]:
+        return partition(self.dataset.y, self.fit_idx, how, self.spec.n_tasks, self.spec.shared_classes, self.spec.seed)
+
+    @functools.cache
+    def spaces(self, how: str) -> list[Tensor]:  # k tensors of (N, d): every sample through each part's encoder
+        from bench.encoders.trained import TrainedClassifierEncoder
+
+        spaces = []
+        for i, indices in enumerate(self.parts(how)[0]):
+            # seeds differ from each other and from the end-to-end encoder's: independently trained spaces
+            encoder = TrainedClassifierEncoder(self.dataset.name, self.spec.arch, self.spec.width, self.spec.seed + 1 + i,
+                                               indices=indices, tag=f"{how}-part{i}")
+            spaces.append(torch.from_numpy(encoder_embeddings(encoder, self.dataset, self.device)).to(self.device))
+        return spaces
+
+    @functools.cache
+    def end_to_end(self) -> Tensor:  # (m, d) eval-split embeddings of the end-to-end encoder
+        return torch.from_numpy(embeddings(end_to_end_id(self.task.spec), self.dataset, self.device)[self.eval_idx]).to(self.device)
+
+    @functools.cache
+    def anchors(self, how: str, n: int, seed: int) -> np.ndarray:
+        return sample_anchors(self.parts(how)[1], self.dataset.y, n, seed, self.task.spec.anchors.sampling)
+
+    def score(self, merged_fit: Tensor, merged_eval: Tensor) -> tuple[dict[str, float | None], dict[str, str]]:
+        """The task's metrics on a merged space; a decoder is fitted on its fit split only if a metric needs it."""
+        def predicted() -> Tensor:
+            decoder = DECODERS.get(self.task.spec.decoder)(merged_fit.cpu().numpy(), self.dataset.y[self.fit_idx])
+            return torch.from_numpy(decoder.predict(merged_eval.cpu().numpy())).to(self.device)
+
+        providers = {"translated": lambda: merged_eval, "target": self.end_to_end, "labels": lambda: self.labels,
+                     "n_classes": lambda: self.dataset.n_classes, "predicted": predicted}
+        metrics = [METRICS.get(name) for name in self.task.spec.metrics]
+        available = {name: providers[name]() for name in sorted({i for m in metrics for i in m.inputs})}
+        scores, unavailable = {}, {}
+        for metric in metrics:
+            try:
+                scores[metric.name] = metric(**available)
+            except MetricUnavailable as reason:
+                scores[metric.name], unavailable[metric.name] = None, str(reason)
+        return scores, unavailable
+
+
+def check_merged(output: Any, rows: int, name: str) -> Tensor:
+    if not isinstance(output, Tensor):
+        raise TypeError(f"transform returned {type(output).__module__}.{type(output).__qualname__}; it must return a torch.Tensor")
+    if output.ndim != 2 or output.shape[0] != rows:
+        raise ValueError(f"transform of the {name} split returned shape {tuple(output.shape)}; expected ({rows}, d_out)")
+    if not torch.isfinite(output).all():
+        raise ValueError(f"transform of the {name} split returned {int((~torch.isfinite(output)).sum())} non-finite values")
+    return output.detach().to(torch.float32)
+
+
+def merge_cell(context: MergingContext, cell, row: dict[str, Any]) -> dict[str, Any]:
+    """Fit the merger on the cell's anchors, merge both splits, score; a failure names its stage."""
+    spaces = context.spaces(cell.source)
+    anchors = context.anchors(cell.source, cell.n_anchors, cell.seed)
+    row.update(anchor_ids_hash=anchor_ids_hash(anchors), device=str(context.device))
+    stage = "build"
+    try:
+        merger = build_merger(cell.method.name, dict(cell.method.params), seed=cell.seed)
+        stage = "fit"
+        started = time.perf_counter()
+        fitted = merger.fit([space[anchors].clone() for space in spaces])  # copies: the cached spaces stay intact
+        row["fit_seconds"] = time.perf_counter() - started
+        if fitted is not merger:
+            raise TypeError(f"fit returned {type(fitted).__name__}; it must return self")
+        stage = "transform"
+        started = time.perf_counter()
+        merged_fit = check_merged(merger.transform([space[context.fit_idx].clone() for space in spaces]), len(context.fit_idx), "fit")
+        merged_eval = check_merged(merger.transform([space[context.eval_idx].clone() for space in spaces]), len(context.eval_idx), "eval")
+        row["transform_seconds"] = time.perf_counter() - started
+        if merged_fit.shape[1] != merged_eval.shape[1]:
+            raise ValueError(f"transform returned {merged_fit.shape[1]} columns for the fit split, {merged_eval.shape[1]} for the eval split")
+        stage = "score"
+        row["metrics"], row["unavailable"] = context.score(merged_fit, merged_eval)
+    except Exception as error:  # a broken merger fails its cell, not the run
+        return {**row, "status": "failed", "error": f"{stage}: {type(error).__name__}: {error}"}
+    return row
+
+
+def end_to_end_row(context: MergingContext, row: dict[str, Any]) -> dict[str, Any]:
+    """The ceiling: the end-to-end encoder's own space, scored like a merged one."""
+    everything = embeddings(end_to_end_id(context.task.spec), context.dataset, context.device)
+    fit, evaluation = (torch.from_numpy(everything[idx]).to(context.device) for idx in (context.fit_idx, context.eval_idx))
+    row["metrics"], row["unavailable"] = context.score(fit, evaluation)
+    return {**row, "device": str(context.device)}
+
+
+def run_merging_task(task: Task, store: ResultStore, device: torch.device, summary, method_filter: set[str] | None = None,
+                     progress: bool = True) -> None:
+    """bench.runner.run_task for a merging task: resume, the end-to-end row, then every pending cell.
+
+    Mergers run in this process (they get no worker isolation or per-cell limits yet).
+    """
+    from bench.runner import NATIVE, base_row, native_cell, plan
+
+    dataset = load_dataset(task.spec.dataset.name)
+    cells = plan(task, method_filter)
+    source_hashes = {m.name: MERGERS.get(m.name).source_hash for m in task.methods}
+    done = {label: store.completed_keys(task.name, label) for label in {c.method.display for c in cells} | {NATIVE}}
+    pending = [(cell, row) for cell in cells
+               if cell_key(row := base_row(task, dataset, cell, source_hashes[cell.method.name])) not in done[cell.method.display]]
+    summary.skipped += len(cells) - len(pending)
+    context = MergingContext(task, dataset, device)
+    reference = base_row(task, dataset, native_cell(end_to_end_id(task.spec)), "")
+    if cell_key(reference) not in done[NATIVE]:
+        store.write([end_to_end_row(context, reference)])
+    buffer: list[dict[str, Any]] = []
+    for cell, row in tqdm(pending, desc=task.name, unit="cell", disable=not progress or not pending, dynamic_ncols=True):
+        row = merge_cell(context, cell, row)
+        summary.run += 1
+        if row["status"] != "ok":
+            summary.failed += 1
+            summary.failures.append(f"{task.name} {cell.source} {cell.method.display} n={cell.n_anchors} seed={cell.seed}: {row['error']}")
+        buffer.append(row)
+        if len(buffer) >= FLUSH_EVERY:
+            store.write(buffer)
+            buffer = []
+    store.write(buffer)

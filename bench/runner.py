@@ -178,9 +178,9 @@ def make_job(context: TaskContext, cell: Cell, row: dict[str, Any], limits: dict
     anchors = context.anchors(cell.source, cell.n_anchors, cell.seed)
     X_src, Y_tgt = context.embedding(cell.source), context.embedding(cell.target)
     row.update(anchor_ids_hash=anchor_ids_hash(anchors), device=str(context.device))
-    # copies: an in-place edit by one method cannot leak into the cached embeddings
-    return Job(cell.method.name, dict(cell.method.params), cell.seed, X_src[anchors].clone(), Y_tgt[anchors].clone(),
-               X_src[context.eval_idx].clone(), str(context.device), **limits)
+    # indexing by an index array copies: an in-place edit by one method cannot leak into the cached embeddings
+    return Job(cell.method.name, dict(cell.method.params), cell.seed, X_src[anchors], Y_tgt[anchors],
+               X_src[context.eval_idx], str(context.device), **limits)
 
 
 def finish_row(context: TaskContext, cell: Cell, row: dict[str, Any], outcome: Outcome) -> dict[str, Any]:

@@ -112,3 +112,17 @@ def test_prefixed_encoder_names_resolve_in_task_files(tmp_path):
     rows = {(r["method"], r["target"]): r["metrics"]["accuracy"] for r in ResultStore(tmp_path / "r").rows()}
     target = f"file:{tmp_path}/b.npy"
     assert rows[("ortho", target)] > 0.95 * rows[("native", target)]
+
+
+def test_jobs_hand_methods_copies_of_the_cached_embeddings(task_file):
+    from bench.runner import TaskContext, base_row, make_job
+
+    task = load_task(task_file)
+    dataset = load_dataset(task.spec.dataset.name)
+    context = TaskContext(task, dataset, torch.device("cpu"))
+    cell = plan(task)[0]
+    job = make_job(context, cell, base_row(task, dataset, cell, ""), {})
+    cached = context.embedding(cell.source).clone()
+    for tensor in (job.X_anchors, job.Y_anchors, job.X_eval):
+        tensor.mul_(0)  # what a careless method might do in fit or transform
+    assert torch.equal(context.embedding(cell.source), cached)

@@ -37,8 +37,9 @@ from bench.anchors import anchor_ids_hash, sample_anchors
 from bench.datasets import Dataset, load_dataset
 from bench.decoders import DECODERS
 from bench.encoders import embeddings, encoder_embeddings
+from bench.encoders.trained import TrainedClassifierEncoder
 from bench.method import REPO_ROOT, MethodInfo, build_method, register_folder
-from bench.metrics import METRICS, MetricUnavailable
+from bench.metrics import score_all
 from bench.registry import Registry
 from bench.results import ResultStore, cell_key
 from bench.task import Task, TaskSpec
@@ -145,8 +146,6 @@ class MergingContext:
 
     @functools.cache
     def spaces(self, how: str) -> list[Tensor]:  # k tensors of (N, d): every sample through each part's encoder
-        from bench.encoders.trained import TrainedClassifierEncoder
-
         spaces = []
         for i, indices in enumerate(self.parts(how)[0]):
             # seeds differ from each other and from the end-to-end encoder's: independently trained spaces
@@ -171,15 +170,7 @@ class MergingContext:
 
         providers = {"translated": lambda: merged_eval, "target": self.end_to_end, "labels": lambda: self.labels,
                      "n_classes": lambda: self.dataset.n_classes, "predicted": predicted}
-        metrics = [METRICS.get(name) for name in self.task.spec.metrics]
-        available = {name: providers[name]() for name in sorted({i for m in metrics for i in m.inputs})}
-        scores, unavailable = {}, {}
-        for metric in metrics:
-            try:
-                scores[metric.name] = metric(**available)
-            except MetricUnavailable as reason:
-                scores[metric.name], unavailable[metric.name] = None, str(reason)
-        return scores, unavailable
+        return score_all(self.task.spec.metrics, providers)
 
 
 def check_merged(output: Any, rows: int, name: str) -> Tensor:

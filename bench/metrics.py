@@ -91,6 +91,20 @@ def metric(name: str, *, higher_is_better: bool, compares: str) -> Callable[[Cal
     return decorator
 
 
+def score_all(names: list[str], providers: dict[str, Callable[[], object]]) -> tuple[dict[str, float | None], dict[str, str]]:
+    """Every named metric, computing only the inputs they ask for (providers: input name -> thunk);
+    also the reasons of those unavailable here (their value is None)."""
+    metrics = [METRICS.get(name) for name in names]
+    available = {name: providers[name]() for name in sorted({i for m in metrics for i in m.inputs})}
+    scores, unavailable = {}, {}
+    for metric in metrics:
+        try:
+            scores[metric.name] = metric(**available)
+        except MetricUnavailable as reason:
+            scores[metric.name], unavailable[metric.name] = None, str(reason)
+    return scores, unavailable
+
+
 # ---------------------------------------------------------------------------------------------
 # Downstream: decoder predictions against labels, or against the decoder's native predictions
 

@@ -24,7 +24,7 @@ from bench.encoders import ENCODERS, embeddings
 from bench.executors import Job, LocalExecutor, Outcome
 from bench.grids import N_SHOWN, grid_path, save_grid
 from bench.method import REPO_ROOT, get_method
-from bench.metrics import METRICS, MetricUnavailable
+from bench.metrics import score_all
 from bench.results import SCHEMA_VERSION, ResultStore, cell_key
 from bench.task import MethodSpec, Task, check_against_data
 
@@ -162,15 +162,7 @@ class TaskContext:
             "native_probe_decisions": lambda: self.probe_decisions(target, Y_eval),
             "probe_truth": lambda: torch.nn.functional.one_hot(self.labels, self.dataset.n_classes).bool(),
         }
-        metrics = [METRICS.get(name) for name in self.task.spec.metrics]
-        available = {name: providers[name]() for name in sorted({i for m in metrics for i in m.inputs})}
-        scores, unavailable = {}, {}
-        for metric in metrics:
-            try:
-                scores[metric.name] = metric(**available)
-            except MetricUnavailable as reason:
-                scores[metric.name], unavailable[metric.name] = None, str(reason)
-        return scores, unavailable
+        return score_all(self.task.spec.metrics, providers)
 
 
 def make_job(context: TaskContext, cell: Cell, row: dict[str, Any], limits: dict[str, Any]) -> Job:

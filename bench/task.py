@@ -38,7 +38,6 @@ LABEL_PATTERN = r"^[a-z0-9][a-z0-9_.,=\[\]-]*$"  # e.g. ortho[preprocessing=l2]
 # What each task kind can score (see bench/metrics.py, COMPARES).
 KIND_COMPARES = {"classification": ("labels", "native", "probes", "latent", "clusters"), "similarity": ("latent", "clusters"),
                  "reconstruction": ("pixels", "latent"), "merging": ("latent", "labels", "clusters")}
-PARTITIONS = ("shared-samples", "shared-classes", "disjoint")  # see bench/merging.py
 
 
 class TaskError(ValueError):

@@ -42,6 +42,19 @@ class Job:
 
 
 @dataclass
+class MergeJob:
+    """A merging cell (bench/merging.py): what a merger may see, the anchors and the rows to merge."""
+    merger: str
+    params: dict[str, Any]
+    seed: int
+    anchors: list[torch.Tensor]  # k of (n, d_i): the same anchor samples in each part's space
+    spaces: list[torch.Tensor]  # k of (m, d_i): the fit-split rows, then the eval-split rows
+    device: str
+    time_limit: float | None = None  # seconds for fit + transform
+    memory_limit: int | None = None
+
+
+@dataclass
 class Outcome:
     translated: torch.Tensor | None  # (m, dy) on the job's device, or None when it failed
     error: str | None = None
@@ -66,9 +79,21 @@ def check_output(output: Any, like: torch.Tensor, dim: int) -> None:
         raise ValueError(f"transform returned {int((~torch.isfinite(output)).sum())} non-finite values (NaN or inf)")
 
 
-def execute(job: Job) -> Outcome:
+def failure(stage: str, error: Exception, memory_limit: int | None) -> str:
+    """The error of a failed job, naming its stage; running out of memory says which limit."""
+    if isinstance(error, (MemoryError, torch.OutOfMemoryError)) or "can't allocate memory" in str(error):
+        return f"{stage}: out of memory: the submission exceeded its memory limit ({memory_limit} MiB): {error}"
+    return f"{stage}: {type(error).__name__}: {error}"
+
+
+def execute(job: Job | MergeJob) -> Outcome:
     """Build, fit and apply the method; any failure becomes the Outcome's error, naming the stage."""
     from bench.method import build_method
+
+    if isinstance(job, MergeJob):
+        from bench.merging import execute_merge
+
+        return execute_merge(job)
 
     device = torch.device(job.device)
     X_anchors, Y_anchors, X_eval = (t.to(device) for t in (job.X_anchors, job.Y_anchors, job.X_eval))
@@ -88,9 +113,7 @@ def execute(job: Job) -> Outcome:
         check_output(translated, X_eval, Y_anchors.shape[1])
         outcome.translated = translated.detach()
     except Exception as error:  # a broken submission fails its cell, not the run
-        outcome.error = f"{stage}: {type(error).__name__}: {error}"
-        if isinstance(error, (MemoryError, torch.OutOfMemoryError)) or "can't allocate memory" in str(error):
-            outcome.error = f"{stage}: out of memory: the method exceeded its memory limit ({job.memory_limit} MiB): {error}"
+        outcome.error = failure(stage, error, job.memory_limit)
     return outcome
 
 
@@ -109,7 +132,10 @@ def _worker(connection: Connection, threads: int, folders: list[str]) -> None:
 
     for folder in folders:  # submissions outside submissions/ (bench submit PATH)
         register_folder(Path(folder))
+    from bench.merging import MERGERS
+
     METHODS.names()  # import the submissions now, so that a job's time limit covers only its method
+    MERGERS.names()
     connection.send("ready")
     while True:
         try:

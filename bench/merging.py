@@ -24,7 +24,8 @@ eval embeddings with the end-to-end encoder's, and "clusters" metrics read their
 from __future__ import annotations
 
 import functools
-import time
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,13 +39,14 @@ from bench.datasets import Dataset, load_dataset
 from bench.decoders import DECODERS
 from bench.encoders import embeddings, encoder_embeddings
 from bench.encoders.trained import TrainedClassifierEncoder
+from bench.executors import LocalExecutor, MergeJob, Outcome, _now, failure
 from bench.method import REPO_ROOT, MethodInfo, build_method, register_folder
 from bench.metrics import score_all
 from bench.registry import Registry
 from bench.results import ResultStore, cell_key
 from bench.task import Task, TaskSpec
 
-FLUSH_EVERY = 50
+FLUSH_EVERY = 50  # cells per write, as in bench/runner.py
 
 
 class Merger(BaseEstimator):
@@ -77,8 +79,8 @@ def register_merger(name: str):
     return decorator
 
 
-def mergers_dir():
-    return REPO_ROOT / "mergers"
+def mergers_dir() -> Path:
+    return Path(os.environ.get("BENCH_MERGERS", REPO_ROOT / "mergers"))
 
 
 def _discover() -> None:
@@ -173,41 +175,65 @@ class MergingContext:
         return score_all(self.task.spec.metrics, providers)
 
 
-def check_merged(output: Any, rows: int, name: str) -> Tensor:
+def check_merged(output: Any, like: Tensor) -> Tensor:
+    """A merger's output: a finite (m, d_out) tensor on the input's device, one row per input row."""
     if not isinstance(output, Tensor):
         raise TypeError(f"transform returned {type(output).__module__}.{type(output).__qualname__}; it must return a torch.Tensor")
-    if output.ndim != 2 or output.shape[0] != rows:
-        raise ValueError(f"transform of the {name} split returned shape {tuple(output.shape)}; expected ({rows}, d_out)")
+    if output.device != like.device:
+        raise TypeError(f"transform returned a tensor on {output.device}; it must stay on the input's device {like.device}")
+    if output.ndim != 2 or output.shape[0] != like.shape[0]:
+        raise ValueError(f"transform returned shape {tuple(output.shape)}; expected ({like.shape[0]}, d_out)")
     if not torch.isfinite(output).all():
-        raise ValueError(f"transform of the {name} split returned {int((~torch.isfinite(output)).sum())} non-finite values")
-    return output.detach().to(torch.float32)
+        raise ValueError(f"transform returned {int((~torch.isfinite(output)).sum())} non-finite values (NaN or inf)")
+    return output.detach()
 
 
-def merge_cell(context: MergingContext, cell, row: dict[str, Any]) -> dict[str, Any]:
-    """Fit the merger on the cell's anchors, merge both splits, score; a failure names its stage."""
+def make_merge_job(context: MergingContext, cell, row: dict[str, Any], limits: dict[str, Any]) -> MergeJob:
+    """What the merger may see: each part's anchors, and the rows to merge (fit split, then eval split).
+
+    Fit and eval rows go through one transform: a merger merges rows independently (the
+    rows_independent rule), so this equals two calls. Index arrays copy: the cached spaces stay intact.
+    """
     spaces = context.spaces(cell.source)
     anchors = context.anchors(cell.source, cell.n_anchors, cell.seed)
     row.update(anchor_ids_hash=anchor_ids_hash(anchors), device=str(context.device))
-    stage = "build"
+    rows = np.concatenate([context.fit_idx, context.eval_idx])
+    return MergeJob(cell.method.name, dict(cell.method.params), cell.seed, [S[anchors] for S in spaces],
+                    [S[rows] for S in spaces], str(context.device), **limits)
+
+
+def execute_merge(job: MergeJob) -> Outcome:
+    """Build, fit and apply the merger (in whichever process the executor chose); failures name the stage."""
+    device = torch.device(job.device)
+    anchors, spaces = [A.to(device) for A in job.anchors], [S.to(device) for S in job.spaces]
+    outcome, stage = Outcome(None), "build"
     try:
-        merger = build_merger(cell.method.name, dict(cell.method.params), seed=cell.seed)
+        merger = build_merger(job.merger, job.params, seed=job.seed)
         stage = "fit"
-        started = time.perf_counter()
-        fitted = merger.fit([space[anchors].clone() for space in spaces])  # copies: the cached spaces stay intact
-        row["fit_seconds"] = time.perf_counter() - started
+        started = _now(device)
+        fitted = merger.fit(anchors)
+        outcome.fit_seconds = _now(device) - started
         if fitted is not merger:
             raise TypeError(f"fit returned {type(fitted).__name__}; it must return self")
         stage = "transform"
-        started = time.perf_counter()
-        merged_fit = check_merged(merger.transform([space[context.fit_idx].clone() for space in spaces]), len(context.fit_idx), "fit")
-        merged_eval = check_merged(merger.transform([space[context.eval_idx].clone() for space in spaces]), len(context.eval_idx), "eval")
-        row["transform_seconds"] = time.perf_counter() - started
-        if merged_fit.shape[1] != merged_eval.shape[1]:
-            raise ValueError(f"transform returned {merged_fit.shape[1]} columns for the fit split, {merged_eval.shape[1]} for the eval split")
-        stage = "score"
-        row["metrics"], row["unavailable"] = context.score(merged_fit, merged_eval)
+        started = _now(device)
+        merged = merger.transform(spaces)
+        outcome.transform_seconds = _now(device) - started
+        outcome.translated = check_merged(merged, spaces[0])
     except Exception as error:  # a broken merger fails its cell, not the run
-        return {**row, "status": "failed", "error": f"{stage}: {type(error).__name__}: {error}"}
+        outcome.error = failure(stage, error, job.memory_limit)
+    return outcome
+
+
+def finish_merge_row(context: MergingContext, row: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+    row.update(fit_seconds=outcome.fit_seconds, transform_seconds=outcome.transform_seconds)
+    if outcome.error is not None:
+        return {**row, "status": "failed", "error": outcome.error}
+    merged = outcome.translated.to(context.device, torch.float32)  # (n_fit + m, d_out)
+    try:
+        row["metrics"], row["unavailable"] = context.score(merged[: len(context.fit_idx)], merged[len(context.fit_idx) :])
+    except Exception as error:
+        return {**row, "status": "failed", "error": f"score: {type(error).__name__}: {error}"}
     return row
 
 
@@ -220,13 +246,13 @@ def end_to_end_row(context: MergingContext, row: dict[str, Any]) -> dict[str, An
 
 
 def run_merging_task(task: Task, store: ResultStore, device: torch.device, summary, method_filter: set[str] | None = None,
-                     progress: bool = True) -> None:
-    """bench.runner.run_task for a merging task: resume, the end-to-end row, then every pending cell.
-
-    Mergers run in this process (they get no worker isolation or per-cell limits yet).
-    """
+                     progress: bool = True, executor=None, limits: dict[str, Any] | None = None) -> None:
+    """bench.runner.run_task for a merging task: resume, the end-to-end row, then every pending cell
+    through the executor (in process by default; `--executor process` isolates mergers with limits)."""
     from bench.runner import NATIVE, base_row, native_cell, plan
 
+    executor = executor or LocalExecutor()
+    limits = limits or {"time_limit": task.spec.limits.time_s, "memory_limit": task.spec.limits.memory_mb}
     dataset = load_dataset(task.spec.dataset.name)
     cells = plan(task, method_filter)
     source_hashes = {m.name: MERGERS.get(m.name).source_hash for m in task.methods}
@@ -238,10 +264,14 @@ def run_merging_task(task: Task, store: ResultStore, device: torch.device, summa
     reference = base_row(task, dataset, native_cell(end_to_end_id(task.spec)), "")
     if cell_key(reference) not in done[NATIVE]:
         store.write([end_to_end_row(context, reference)])
+    jobs = (make_merge_job(context, cell, row, limits) for cell, row in pending)  # lazy: one job's tensors at a time
     buffer: list[dict[str, Any]] = []
-    for cell, row in tqdm(pending, desc=task.name, unit="cell", disable=not progress or not pending, dynamic_ncols=True):
-        row = merge_cell(context, cell, row)
+    bar = tqdm(total=len(pending), desc=task.name, unit="cell", disable=not progress or not pending, dynamic_ncols=True)
+    for index, outcome in executor.run(jobs):
+        cell, row = pending[index]
+        row = finish_merge_row(context, row, outcome)
         summary.run += 1
+        bar.update()
         if row["status"] != "ok":
             summary.failed += 1
             summary.failures.append(f"{task.name} {cell.source} {cell.method.display} n={cell.n_anchors} seed={cell.seed}: {row['error']}")
@@ -249,4 +279,5 @@ def run_merging_task(task: Task, store: ResultStore, device: torch.device, summa
         if len(buffer) >= FLUSH_EVERY:
             store.write(buffer)
             buffer = []
+    bar.close()
     store.write(buffer)

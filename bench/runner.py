@@ -209,7 +209,7 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
     if task.spec.kind == "merging":
         from bench.merging import run_merging_task
 
-        return run_merging_task(task, store, device, summary, method_filter, progress)
+        return run_merging_task(task, store, device, summary, method_filter, progress, executor, limits)
     executor = executor or LocalExecutor()
     limits = limits or {"time_limit": task.spec.limits.time_s, "memory_limit": task.spec.limits.memory_mb}
     dataset = load_dataset(task.spec.dataset.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -204,3 +205,43 @@ def test_a_merging_run_stores_scores_and_resumes(tmp_path):
     merging = text[text.index("## Merging"):]
     assert "### tiny-merging" in merging and re.search(r"\| end to end \(reference\) +\| 1\.000 ", merging)
     assert "**disjoint**: all metrics at n=16 anchors" in merging and "[rlsa](mergers/rlsa/card.yaml)" in merging
+
+
+HANGING_MERGER = """\
+import time
+
+from bench.merging import Merger, register_merger
+
+
+@register_merger("test-hangs")
+class Hangs(Merger):
+    def fit(self, anchors):
+        time.sleep(600)
+        return self
+
+    def transform(self, spaces):
+        return spaces[0]
+"""
+
+
+def test_process_executor_fails_a_hanging_merger_and_keeps_the_others(tmp_path, monkeypatch):
+    from bench.executors import ProcessExecutor
+    from bench.merging import UnimportableMerger
+    from bench.method import register_folder
+    from support import REPO
+
+    mergers = tmp_path / "mergers"
+    (mergers / "test-hangs").mkdir(parents=True)
+    (mergers / "test-hangs" / "merger.py").write_text(HANGING_MERGER)
+    shutil.copytree(REPO / "mergers" / "rlsa", mergers / "rlsa")
+    monkeypatch.setenv("BENCH_MERGERS", str(mergers))  # what the spawned workers discover
+    register_folder(mergers / "test-hangs", MERGERS, UnimportableMerger)  # and this process, for the task file
+    path = tmp_path / "task.yaml"
+    path.write_text(MERGING_TASK.replace("[shared-samples, disjoint]", "[disjoint]").replace("seeds: [0, 1]", "seeds: [0]")
+                    .replace("methods: [naive, rlsa]", "methods: [test-hangs, rlsa]") + "limits: {time_s: 5}\n")
+    store, summary = ResultStore(tmp_path / "results"), Summary()
+    run_task(load_task(path), store, torch.device("cpu"), summary, progress=False, executor=ProcessExecutor(workers=1))
+    rows = {r["method"]: r for r in store.rows()}
+    assert (summary.run, summary.failed) == (2, 1)
+    assert rows["test-hangs"]["status"] == "failed" and "time limit" in rows["test-hangs"]["error"]
+    assert rows["rlsa"]["status"] == "ok" and rows["rlsa"]["metrics"]["cka_linear"] > 0.5

@@ -168,7 +168,7 @@ class MergingContext:
         """The task's metrics on a merged space; a decoder is fitted on its fit split only if a metric needs it."""
         def predicted() -> Tensor:
             decoder = DECODERS.get(self.task.spec.decoder)(merged_fit.cpu().numpy(), self.dataset.y[self.fit_idx])
-            return torch.from_numpy(decoder.predict(merged_eval.cpu().numpy())).to(self.device)
+            return decoder.predict_tensor(merged_eval)
 
         providers = {"translated": lambda: merged_eval, "target": self.end_to_end, "labels": lambda: self.labels,
                      "n_classes": lambda: self.dataset.n_classes, "predicted": predicted}

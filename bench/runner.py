@@ -114,7 +114,7 @@ class TaskContext:
         return DECODERS.get(self.task.spec.decoder)(fit, self.dataset.y[self.fit_idx])
 
     def predict(self, target: str, latents: torch.Tensor) -> torch.Tensor:  # (m, d) -> (m,)
-        return torch.from_numpy(self.decoder(target).predict(latents.detach().cpu().numpy())).to(self.device)
+        return self.decoder(target).predict_tensor(latents.detach().to(self.device))
 
     @functools.cache
     def native_predicted(self, target: str) -> torch.Tensor:

@@ -32,22 +32,18 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from bench.anchors import anchor_ids_hash, sample_anchors
-from bench.datasets import Dataset, load_dataset
+from bench.datasets import Dataset
 from bench.decoders import DECODERS
 from bench.encoders import embeddings, encoder_embeddings
 from bench.encoders.trained import TrainedClassifierEncoder
-from bench.executors import LocalExecutor, MergeJob, Outcome, _now, failure
+from bench.executors import MergeJob, Outcome, _now, failure
 from bench.method import REPO_ROOT, MethodInfo, build_method, register_folder
 from bench.metrics import score_all
 from bench.registry import Registry
 from bench.results import ResultStore, cell_key
 from bench.task import Task, TaskSpec
-
-FLUSH_EVERY = 50  # cells per write, as in bench/runner.py
-
 
 class Merger(BaseEstimator):
     """Base class of mergers. Subclasses implement fit and transform."""
@@ -245,39 +241,15 @@ def end_to_end_row(context: MergingContext, row: dict[str, Any]) -> dict[str, An
     return {**row, "device": str(context.device)}
 
 
-def run_merging_task(task: Task, store: ResultStore, device: torch.device, summary, method_filter: set[str] | None = None,
-                     progress: bool = True, executor=None, limits: dict[str, Any] | None = None) -> None:
-    """bench.runner.run_task for a merging task: resume, the end-to-end row, then every pending cell
-    through the executor (in process by default; `--executor process` isolates mergers with limits)."""
-    from bench.runner import NATIVE, base_row, native_cell, plan
+def merging_steps(task: Task, dataset: Dataset, device: torch.device, store: ResultStore, native_done: set[str]):
+    """For bench.runner.run_task on a merging task: write the end-to-end reference row if missing, then
+    return (make a cell's MergeJob, finish its row). The executor runs the jobs (in process by
+    default; `--executor process` isolates mergers with time and memory limits)."""
+    from bench.runner import base_row, native_cell
 
-    executor = executor or LocalExecutor()
-    limits = limits or {"time_limit": task.spec.limits.time_s, "memory_limit": task.spec.limits.memory_mb}
-    dataset = load_dataset(task.spec.dataset.name)
-    cells = plan(task, method_filter)
-    source_hashes = {m.name: MERGERS.get(m.name).source_hash for m in task.methods}
-    done = {label: store.completed_keys(task.name, label) for label in {c.method.display for c in cells} | {NATIVE}}
-    pending = [(cell, row) for cell in cells
-               if cell_key(row := base_row(task, dataset, cell, source_hashes[cell.method.name])) not in done[cell.method.display]]
-    summary.skipped += len(cells) - len(pending)
     context = MergingContext(task, dataset, device)
     reference = base_row(task, dataset, native_cell(end_to_end_id(task.spec)), "")
-    if cell_key(reference) not in done[NATIVE]:
+    if cell_key(reference) not in native_done:
         store.write([end_to_end_row(context, reference)])
-    jobs = (make_merge_job(context, cell, row, limits) for cell, row in pending)  # lazy: one job's tensors at a time
-    buffer: list[dict[str, Any]] = []
-    bar = tqdm(total=len(pending), desc=task.name, unit="cell", disable=not progress or not pending, dynamic_ncols=True)
-    for index, outcome in executor.run(jobs):
-        cell, row = pending[index]
-        row = finish_merge_row(context, row, outcome)
-        summary.run += 1
-        bar.update()
-        if row["status"] != "ok":
-            summary.failed += 1
-            summary.failures.append(f"{task.name} {cell.source} {cell.method.display} n={cell.n_anchors} seed={cell.seed}: {row['error']}")
-        buffer.append(row)
-        if len(buffer) >= FLUSH_EVERY:
-            store.write(buffer)
-            buffer = []
-    bar.close()
-    store.write(buffer)
+    return (lambda cell, row, limits: make_merge_job(context, cell, row, limits)), \
+        (lambda cell, row, outcome: finish_merge_row(context, row, outcome))

@@ -23,10 +23,10 @@ from bench.decoders import DECODERS
 from bench.encoders import ENCODERS, embeddings
 from bench.executors import Job, LocalExecutor, Outcome
 from bench.grids import N_SHOWN, grid_path, save_grid
-from bench.method import REPO_ROOT, get_method
+from bench.method import REPO_ROOT
 from bench.metrics import score_all
 from bench.results import SCHEMA_VERSION, ResultStore, cell_key
-from bench.task import MethodSpec, Task, check_against_data
+from bench.task import MethodSpec, Task, check_against_data, plugins
 
 FLUSH_EVERY = 50  # cells per write: a kill loses at most this many cells of work
 NATIVE = "native"
@@ -206,35 +206,28 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
              limits: dict[str, Any] | None = None) -> None:
     """Run every cell of `task` that has no stored result; failed cells are stored with their reason."""
     check_against_data(task)
-    if task.spec.kind == "merging":
-        from bench.merging import run_merging_task
-
-        return run_merging_task(task, store, device, summary, method_filter, progress, executor, limits)
     executor = executor or LocalExecutor()
     limits = limits or {"time_limit": task.spec.limits.time_s, "memory_limit": task.spec.limits.memory_mb}
     dataset = load_dataset(task.spec.dataset.name)
     cells = plan(task, method_filter)
-    source_hashes = {m.name: get_method(m.name).source_hash for m in task.methods}
+    registry = plugins(task.spec.kind)  # translation methods, or mergers for a merging task
+    source_hashes = {m.name: registry.get(m.name).source_hash for m in task.methods}
     done = {label: store.completed_keys(task.name, label) for label in {c.method.display for c in cells} | {NATIVE}}
     pending = [(cell, row) for cell in cells
                if cell_key(row := base_row(task, dataset, cell, source_hashes[cell.method.name])) not in done[cell.method.display]]
     summary.skipped += len(cells) - len(pending)
-    context = TaskContext(task, dataset, device)
-    targets = sorted({t for _, t in task.pairs()})
-    missing_native = [t for t in targets if cell_key(base_row(task, dataset, native_cell(t), "")) not in done[NATIVE]]
-    if missing_native:
-        store.write(native_rows(context, missing_native))
-    first_pair, largest, first_seed = task.pairs()[0], max(task.spec.anchors.counts), task.spec.anchors.seeds[0]
-    showcase = {cell_key(row) for cell, row in pending
-                if (cell.source, cell.target) == first_pair and cell.n_anchors == largest and cell.seed == first_seed}
-    jobs = (make_job(context, cell, row, limits) for cell, row in pending)  # lazy: one job's tensors at a time
+    if task.spec.kind == "merging":
+        from bench.merging import merging_steps
+
+        make, finish = merging_steps(task, dataset, device, store, done[NATIVE])
+    else:
+        make, finish = stitching_steps(task, dataset, device, store, done[NATIVE], pending)
+    jobs = (make(cell, row, limits) for cell, row in pending)  # lazy: one job's tensors at a time
     buffer: list[dict[str, Any]] = []
     bar = tqdm(total=len(pending), desc=task.name, unit="cell", disable=not progress or not pending, dynamic_ncols=True)
     for index, outcome in executor.run(jobs):
         cell, row = pending[index]
-        row = finish_row(context, cell, row, outcome)
-        if row["status"] == "ok" and task.spec.kind == "reconstruction" and cell_key(row) in showcase:
-            save_showcase(context, cell, outcome, store.root)
+        row = finish(cell, row, outcome)
         summary.run += 1
         bar.update()
         if row["status"] != "ok":
@@ -247,6 +240,27 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
             buffer = []
     bar.close()
     store.write(buffer)
+
+
+def stitching_steps(task: Task, dataset: Dataset, device: torch.device, store: ResultStore, native_done: set[str],
+                    pending: list[tuple[Cell, dict[str, Any]]]):
+    """For a stitching task: write the missing native rows, then return (make a cell's Job, finish its row)."""
+    context = TaskContext(task, dataset, device)
+    targets = sorted({t for _, t in task.pairs()})
+    missing_native = [t for t in targets if cell_key(base_row(task, dataset, native_cell(t), "")) not in native_done]
+    if missing_native:
+        store.write(native_rows(context, missing_native))
+    first_pair, largest, first_seed = task.pairs()[0], max(task.spec.anchors.counts), task.spec.anchors.seeds[0]
+    showcase = {cell_key(row) for cell, row in pending
+                if (cell.source, cell.target) == first_pair and cell.n_anchors == largest and cell.seed == first_seed}
+
+    def finish(cell: Cell, row: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+        row = finish_row(context, cell, row, outcome)
+        if row["status"] == "ok" and task.spec.kind == "reconstruction" and cell_key(row) in showcase:
+            save_showcase(context, cell, outcome, store.root)
+        return row
+
+    return (lambda cell, row, limits: make_job(context, cell, row, limits)), finish
 
 
 def save_showcase(context: TaskContext, cell: Cell, outcome: Outcome, results_dir) -> None:

@@ -274,7 +274,7 @@ def _unknown_names(spec: TaskSpec, methods: tuple[MethodSpec, ...]) -> list[str]
     from bench.encoders import ENCODERS
     from bench.metrics import METRICS
 
-    METHODS = plugins(spec.kind)
+    plugin_registry = plugins(spec.kind)  # methods, or mergers for a merging task
     problems = []
 
     def check(key: str, name: str, registry) -> bool:
@@ -298,8 +298,8 @@ def _unknown_names(spec: TaskSpec, methods: tuple[MethodSpec, ...]) -> list[str]
         key = f"methods[{i}]" if spec.methods is not None else "methods (default: all registered)"
         if labels.count(method.display) > 1:
             problems.append(f"{key}: label {method.display!r} appears twice; give one entry a distinct 'label'")
-        if check(f"{key}.name" if spec.methods is not None else key, method.name, METHODS):
-            accepted = [p for p in inspect.signature(METHODS.get(method.name).cls.__init__).parameters if p != "self"]
+        if check(f"{key}.name" if spec.methods is not None else key, method.name, plugin_registry):
+            accepted = [p for p in inspect.signature(plugin_registry.get(method.name).cls.__init__).parameters if p != "self"]
             for param in method.params:
                 if param not in accepted:
                     problems.append(f"{key}.params.{param}: {method.name!r} takes no parameter {param!r}{_closest(param, accepted)}")

@@ -261,6 +261,26 @@ def check_beats_floor(method_cls: type, params: dict[str, Any] | None = None) ->
     return f"MSE {mse:.3g} < floor {floor:.3g}"
 
 
+def check_fit_many(method_cls: type, params: dict[str, Any] | None = None) -> str | None:
+    """An overridden fit_many, on anchor sets of different sizes, gives one distinct fitted method
+    per set, each translating as a fresh instance fitted on that set alone (the runner relies on it)."""
+    if method_cls.fit_many is Method.fit_many:
+        return "not overridden: the default fits each anchor set alone"
+    X, Y, X_eval, _ = _data()
+    sizes = (N_ANCHORS, N_ANCHORS // 2, 3 * N_ANCHORS // 4)
+    Xs, Ys = [X[:n].clone() for n in sizes], [Y[:n].clone() for n in sizes]
+    fitted = _build_seeded(method_cls, params).fit_many(Xs, Ys)
+    assert isinstance(fitted, list) and len(fitted) == len(sizes), (
+        f"fit_many on {len(sizes)} anchor sets returned {type(fitted).__name__}"
+        f"{f' of length {len(fitted)}' if isinstance(fitted, list) else ''}; it must return a list with one fitted method per set")
+    assert len({id(m) for m in fitted}) == len(sizes), "fit_many returned the same object for several anchor sets"
+    for n, method, X_n, Y_n in zip(sizes, fitted, Xs, Ys):
+        alone = _tensor(_build_seeded(method_cls, params).fit(X_n, Y_n).transform(X_eval))
+        together = _tensor(method.transform(X_eval))
+        assert _close(together, alone), (
+            f"the method fitted by fit_many on {n} anchors differs from one fitted on them alone ({_max_diff(together, alone)})")
+
+
 def _equal(a: Any, b: Any) -> bool:
     try:
         return bool(a == b)
@@ -284,6 +304,7 @@ RULES: list[tuple[str, Callable[..., str | None]]] = [
     ("seed_reproducible", check_seed_reproducible),
     ("pickle_roundtrip", check_pickle_roundtrip),
     ("beats_floor", check_beats_floor),
+    ("fit_many", check_fit_many),
 ]
 
 

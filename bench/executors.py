@@ -2,7 +2,9 @@
 
 A Job holds exactly what a method may see: its name, parameters and seed, the paired anchors and
 the source's evaluation embeddings. Never labels, decoders or the target's evaluation embeddings;
-scoring happens back in the runner. Every executor yields (index, Outcome) pairs as jobs finish.
+scoring happens back in the runner. A Job may hold several cells that share a source, a target and
+the method's parameters (their anchor counts and seeds differ): the method fits them together
+through Method.fit_many. Every executor yields (index, one Outcome per cell) as jobs finish.
 
 - local:   in the runner's process, one job after another (the default: fastest, no isolation);
 - process: a pool of worker processes; each job has a time and a memory limit, and a worker that
@@ -33,12 +35,16 @@ class Job:
     method: str
     params: dict[str, Any]
     seed: int
-    X_anchors: torch.Tensor  # (n, dx)
-    Y_anchors: torch.Tensor  # (n, dy)
-    X_eval: torch.Tensor  # (m, dx)
+    X_anchors: list[torch.Tensor]  # one (n_i, dx) per cell
+    Y_anchors: list[torch.Tensor]  # one (n_i, dy) per cell
+    X_eval: torch.Tensor  # (m, dx), the same for every cell
     device: str
-    time_limit: float | None = None  # seconds for fit + transform
+    time_limit: float | None = None  # seconds for fit + transform of all its cells
     memory_limit: int | None = None  # MiB beyond the worker's size at the job's start
+
+    @property
+    def cells(self) -> int:
+        return len(self.X_anchors)
 
 
 @dataclass
@@ -52,14 +58,21 @@ class MergeJob:
     device: str
     time_limit: float | None = None  # seconds for fit + transform
     memory_limit: int | None = None
+    cells = 1
 
 
 @dataclass
 class Outcome:
     translated: torch.Tensor | None  # (m, dy) on the job's device, or None when it failed
     error: str | None = None
-    fit_seconds: float | None = None
+    fit_seconds: float | None = None  # a job fitted together: its fit time divided by fit_cells
     transform_seconds: float | None = None
+    fit_cells: int = 1  # how many cells were fitted together with this one (itself included)
+
+
+def failed(job: "Job | MergeJob", error: str) -> list[Outcome]:
+    """Every cell of a job that could not finish (its worker died or ran out of time) fails with `error`."""
+    return [Outcome(None, error) for _ in range(job.cells)]
 
 
 def _now(device: torch.device) -> float:
@@ -86,39 +99,72 @@ def failure(stage: str, error: Exception, memory_limit: int | None) -> str:
     return f"{stage}: {type(error).__name__}: {error}"
 
 
-def execute(job: Job | MergeJob) -> Outcome:
-    """Build, fit and apply the method; any failure becomes the Outcome's error, naming the stage."""
-    from bench.method import build_method
-
+def execute(job: Job | MergeJob) -> list[Outcome]:
+    """Build, fit and apply the method, one Outcome per cell; a failure becomes its cell's error, naming the stage."""
     if isinstance(job, MergeJob):
         from bench.merging import execute_merge
 
-        return execute_merge(job)
-
+        return [execute_merge(job)]
     device = torch.device(job.device)
-    X_anchors, Y_anchors, X_eval = (t.to(device) for t in (job.X_anchors, job.Y_anchors, job.X_eval))
+    X_eval = job.X_eval.to(device)
+    pairs = [(X.to(device), Y.to(device)) for X, Y in zip(job.X_anchors, job.Y_anchors, strict=True)]
+    if len(pairs) > 1:
+        try:
+            return execute_batch(job, pairs, X_eval)
+        except Exception:  # fit_many broke: fit the cells one by one, so the error lands on the cell that causes it
+            pass
+    return [execute_one(job, X, Y, X_eval) for X, Y in pairs]
+
+
+def execute_batch(job: Job, pairs: list[tuple[torch.Tensor, torch.Tensor]], X_eval: torch.Tensor) -> list[Outcome]:
+    """Every cell fitted in one fit_many call; raises when that call breaks its contract (one distinct
+    fitted method per anchor set). The fit time is shared out equally between the cells."""
+    from bench.method import build_method
+
+    method = build_method(job.method, job.params, seed=job.seed)
+    device = X_eval.device
+    started = _now(device)
+    fitted = method.fit_many([X for X, _ in pairs], [Y for _, Y in pairs])
+    share = (_now(device) - started) / len(pairs)
+    if not (isinstance(fitted, list) and len(fitted) == len(pairs) and len({id(m) for m in fitted}) == len(pairs)
+            and all(isinstance(m, type(method)) for m in fitted)):
+        raise TypeError(f"fit_many returned {type(fitted).__name__}; it must return one fitted {type(method).__name__} per anchor set")
+    return [transform_cell(Outcome(None, fit_seconds=share, fit_cells=len(pairs)), m, X_eval, Y.shape[1], job.memory_limit)
+            for m, (_, Y) in zip(fitted, pairs)]
+
+
+def execute_one(job: Job, X_anchors: torch.Tensor, Y_anchors: torch.Tensor, X_eval: torch.Tensor) -> Outcome:
+    from bench.method import build_method
+
     outcome, stage = Outcome(None), "build"
     try:
         method = build_method(job.method, job.params, seed=job.seed)
         stage = "fit"
-        started = _now(device)
+        started = _now(X_eval.device)
         fitted = method.fit(X_anchors, Y_anchors)
-        outcome.fit_seconds = _now(device) - started
+        outcome.fit_seconds = _now(X_eval.device) - started
         if fitted is not method:
             raise TypeError(f"fit returned {type(fitted).__name__}; it must return self")
-        stage = "transform"
-        started = _now(device)
-        translated = method.transform(X_eval)
-        outcome.transform_seconds = _now(device) - started
-        check_output(translated, X_eval, Y_anchors.shape[1])
-        outcome.translated = translated.detach()
     except Exception as error:  # a broken submission fails its cell, not the run
         outcome.error = failure(stage, error, job.memory_limit)
+        return outcome
+    return transform_cell(outcome, method, X_eval, Y_anchors.shape[1], job.memory_limit)
+
+
+def transform_cell(outcome: Outcome, method: Any, X_eval: torch.Tensor, dim: int, memory_limit: int | None) -> Outcome:
+    try:
+        started = _now(X_eval.device)
+        translated = method.transform(X_eval)
+        outcome.transform_seconds = _now(X_eval.device) - started
+        check_output(translated, X_eval, dim)
+        outcome.translated = translated.detach()
+    except Exception as error:
+        outcome.error = failure("transform", error, memory_limit)
     return outcome
 
 
 class LocalExecutor:
-    def run(self, jobs: Iterable[Job]) -> Iterator[tuple[int, Outcome]]:
+    def run(self, jobs: Iterable[Job]) -> Iterator[tuple[int, list[Outcome]]]:
         for index, job in enumerate(jobs):
             yield index, execute(job)
 
@@ -146,14 +192,19 @@ def _worker(connection: Connection, threads: int, folders: list[str]) -> None:
             base = _address_space_bytes()
             resource.setrlimit(resource.RLIMIT_AS, (base + job.memory_limit * 2**20, resource.RLIM_INFINITY))
         try:
-            outcome = execute(job)
-            if outcome.translated is not None:
-                outcome.translated = outcome.translated.cpu()
+            outcomes = _on_cpu(execute(job))
         except BaseException:  # execute catches Exceptions; this is for the rest (SystemExit, ...)
-            outcome = Outcome(None, f"worker: {traceback.format_exc(limit=1).strip().splitlines()[-1]}")
+            outcomes = failed(job, f"worker: {traceback.format_exc(limit=1).strip().splitlines()[-1]}")
         finally:
             resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-        connection.send(outcome)
+        connection.send(outcomes)
+
+
+def _on_cpu(outcomes: list[Outcome]) -> list[Outcome]:  # what crosses a process boundary
+    for outcome in outcomes:
+        if outcome.translated is not None:
+            outcome.translated = outcome.translated.cpu()
+    return outcomes
 
 
 def _address_space_bytes() -> int:
@@ -191,7 +242,7 @@ class ProcessExecutor:
                                "run `bench list methods` to see whether a submission breaks on import") from None
         return _Slot(process, parent)
 
-    def run(self, jobs: Iterable[Job]) -> Iterator[tuple[int, Outcome]]:
+    def run(self, jobs: Iterable[Job]) -> Iterator[tuple[int, list[Outcome]]]:
         pending = iter(enumerate(jobs))
         slots = [self._start() for _ in range(self.workers)]
         try:
@@ -214,14 +265,14 @@ class ProcessExecutor:
                     timed_out = False
                     if slot.connection in ready:
                         try:
-                            outcome = slot.connection.recv()
+                            outcomes = slot.connection.recv()
                         except (EOFError, OSError):
-                            outcome = self._death(slot)
+                            outcomes = self._death(slot)
                     elif slot.process.sentinel in ready:
-                        outcome = self._death(slot)
+                        outcomes = self._death(slot)
                     elif slot.deadline is not None and time.monotonic() >= slot.deadline:
                         timed_out = True
-                        outcome = Outcome(None, f"time limit: fit + transform took longer than {slot.job.time_limit:g} s; the worker was killed")
+                        outcomes = failed(slot.job, f"time limit: fit + transform took longer than {slot.job.time_limit:g} s; the worker was killed")
                     else:
                         continue
                     index = slot.index
@@ -231,17 +282,17 @@ class ProcessExecutor:
                     else:
                         slot.index = slot.job = slot.deadline = None
                     busy -= 1
-                    yield index, outcome
+                    yield index, outcomes
         finally:
             for slot in slots:
                 self._stop(slot)
 
     @staticmethod
-    def _death(slot: _Slot) -> Outcome:
+    def _death(slot: _Slot) -> list[Outcome]:
         slot.process.join(timeout=5)
         code = slot.process.exitcode
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        return Outcome(None, f"crash: the worker process died while running the method ({how}); "
+        return failed(slot.job, f"crash: the worker process died while running the method ({how}); "
                              "a method must not exit the interpreter or crash native code")
 
     @staticmethod
@@ -265,34 +316,31 @@ class RayExecutor:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      **({} if address else {"num_cpus": os.cpu_count() or 2}))
 
-    def run(self, jobs: Iterable[Job]) -> Iterator[tuple[int, Outcome]]:
+    def run(self, jobs: Iterable[Job]) -> Iterator[tuple[int, list[Outcome]]]:
         ray = self.ray
         remote = ray.remote(_ray_execute)
-        refs, started, limits = {}, {}, {}
+        refs, started, submitted = {}, {}, {}
         for index, job in enumerate(jobs):
             gpus = 1 if job.device.startswith("cuda") else 0
             ref = remote.options(num_gpus=gpus, max_retries=0).remote(job)
-            refs[ref], started[ref], limits[ref] = index, time.monotonic(), job.time_limit
+            refs[ref], started[ref], submitted[ref] = index, time.monotonic(), job
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=1, timeout=1.0)
             for ref in ready:
                 index = refs.pop(ref)
                 try:
-                    outcome = ray.get(ref)
+                    outcomes = ray.get(ref)
                 except Exception as error:  # the worker died: Ray reports it as an error on get
-                    outcome = Outcome(None, f"crash: the Ray worker died while running the method ({type(error).__name__})")
-                yield index, outcome
-            for ref in [r for r in refs if limits[r] and time.monotonic() - started[r] > limits[r]]:
+                    outcomes = failed(submitted[ref], f"crash: the Ray worker died while running the method ({type(error).__name__})")
+                yield index, outcomes
+            for ref in [r for r in refs if (limit := submitted[r].time_limit) and time.monotonic() - started[r] > limit]:
                 ray.cancel(ref, force=True)
                 index = refs.pop(ref)
-                yield index, Outcome(None, f"time limit: fit + transform took longer than {limits[ref]:g} s; the Ray task was cancelled")
+                yield index, failed(submitted[ref], f"time limit: fit + transform took longer than {submitted[ref].time_limit:g} s; the Ray task was cancelled")
 
 
-def _ray_execute(job: Job) -> Outcome:
-    outcome = execute(job)
-    if outcome.translated is not None:
-        outcome.translated = outcome.translated.cpu()
-    return outcome
+def _ray_execute(job: Job) -> list[Outcome]:
+    return _on_cpu(execute(job))
 
 
 def make_executor(name: str, workers: int | None = None, address: str | None = None):

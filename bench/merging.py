@@ -222,7 +222,7 @@ def execute_merge(job: MergeJob) -> Outcome:
 
 
 def finish_merge_row(context: MergingContext, row: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
-    row.update(fit_seconds=outcome.fit_seconds, transform_seconds=outcome.transform_seconds)
+    row.update(fit_seconds=outcome.fit_seconds, fit_cells=outcome.fit_cells, transform_seconds=outcome.transform_seconds)
     if outcome.error is not None:
         return {**row, "status": "failed", "error": outcome.error}
     merged = outcome.translated.to(context.device, torch.float32)  # (n_fit + m, d_out)
@@ -251,5 +251,5 @@ def merging_steps(task: Task, dataset: Dataset, device: torch.device, store: Res
     reference = base_row(task, dataset, native_cell(end_to_end_id(task.spec)), "")
     if cell_key(reference) not in native_done:
         store.write([end_to_end_row(context, reference)])
-    return (lambda cell, row, limits: make_merge_job(context, cell, row, limits)), \
+    return (lambda batch, limits: make_merge_job(context, *batch[0], limits)), \
         (lambda cell, row, outcome: finish_merge_row(context, row, outcome))

@@ -5,6 +5,7 @@ A method follows scikit-learn's estimator rules with torch tensors inside:
     method = SomeMethod(**hyperparameters)     # stored unchanged, so get_params/clone/repr work
     method.fit(X_anchors, Y_anchors)           # (n, dx), (n, dy) paired anchors -> returns self
     Y_hat = method.transform(X)                # (m, dx) -> (m, dy), same device and dtype as X
+    fitted = method.fit_many(Xs, Ys)           # k anchor sets -> k fitted clones (optional override)
 
 Fitted state lives in attributes ending in "_". A method never sees labels, decoders or the
 target's evaluation embeddings: the runner hands it the anchors and the source embeddings only.
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
@@ -42,6 +43,17 @@ class Method(BaseEstimator):
 
     def transform(self, X: torch.Tensor) -> torch.Tensor:  # (m, dx) -> (m, dy)
         raise NotImplementedError
+
+    def fit_many(self, Xs: list[torch.Tensor], Ys: list[torch.Tensor]) -> list["Method"]:
+        """One fitted clone per anchor set: fitted[i] behaves as clone(self).fit(Xs[i], Ys[i]).
+
+        The runner hands a method every cell that shares a source, a target and its parameters
+        (anchor counts and seeds differ: Xs[i] is (n_i, dx), Ys[i] is (n_i, dy)) in one call.
+        This default fits them one after another; override it to share work between them, e.g.
+        one batched decomposition (ortho). The fit_many rule of `bench check` holds an override
+        to this default's results.
+        """
+        return [clone(self).fit(X, Y) for X, Y in zip(Xs, Ys, strict=True)]
 
     def fit_transform(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         return self.fit(X, Y).transform(X)
@@ -193,6 +205,11 @@ def get_method(name: str) -> MethodInfo:
     return METHODS.get(name)
 
 
+def takes_seed(cls: type) -> bool:
+    """Whether the class takes a `seed` parameter: the runner then builds it with the anchor seed."""
+    return "seed" in inspect.signature(cls.__init__).parameters
+
+
 def build_method(name: str, params: dict[str, Any] | None = None, seed: int | None = None,
                  registry: Registry | None = None) -> Any:
     """Instantiate a registered method (or a merger, from bench.merging.MERGERS); `seed` is passed
@@ -201,6 +218,6 @@ def build_method(name: str, params: dict[str, Any] | None = None, seed: int | No
     if info.error is not None:
         raise SubmissionError(info.error)
     kwargs = dict(params or {})
-    if seed is not None and "seed" in inspect.signature(info.cls.__init__).parameters:
+    if seed is not None and takes_seed(info.cls):
         kwargs.setdefault("seed", seed)
     return info.cls(**kwargs)

@@ -20,8 +20,10 @@ ROW_FIELDS = (
     "schema_version", "task", "task_version", "task_spec_hash", "kind", "dataset", "dataset_hash",
     "source", "target", "method", "method_name", "method_params", "method_source_hash",
     "n_anchors", "seed", "anchor_ids_hash", "status", "error", "metrics", "unavailable",
-    "fit_seconds", "transform_seconds", "device", "versions", "git_commit",
+    "fit_seconds", "fit_cells", "transform_seconds", "device", "versions", "git_commit",
 )
+# fit_cells: how many cells were fitted in one call (Method.fit_many); fit_seconds is then that
+# call's time divided by fit_cells. Rows written before it existed lack it (read: 1).
 # What identifies a cell: a new task version, spec, method source or params is a new cell.
 KEY_FIELDS = ("task", "task_version", "task_spec_hash", "source", "target", "method", "method_params",
               "method_source_hash", "n_anchors", "seed")

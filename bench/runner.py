@@ -4,6 +4,10 @@ A cell is (source, target, method, n_anchors, seed). The runner plans every cell
 skips those with a stored result (resume), and only then loads embeddings and fits decoders, so a
 complete run costs seconds. A method gets the paired anchors and the source evaluation
 embeddings, nothing else: labels, decoders and target evaluation embeddings stay here.
+
+Pending cells that differ only in their anchors (same pair, method and parameters; anchor counts
+and, for methods without a seed parameter, anchor seeds differ) form one job, fitted together by
+Method.fit_many: ortho takes one batched SVD for all of them.
 """
 from __future__ import annotations
 
@@ -23,12 +27,13 @@ from bench.decoders import DECODERS
 from bench.encoders import ENCODERS, embeddings
 from bench.executors import Job, LocalExecutor, Outcome
 from bench.grids import N_SHOWN, grid_path, save_grid
-from bench.method import REPO_ROOT
+from bench.method import REPO_ROOT, takes_seed
 from bench.metrics import score_all
 from bench.results import SCHEMA_VERSION, ResultStore, cell_key
 from bench.task import MethodSpec, Task, check_against_data, plugins
 
 FLUSH_EVERY = 50  # cells per write: a kill loses at most this many cells of work
+MAX_BATCH = 32  # cells per job: bounds a job's memory and what one crash of a worker fails
 NATIVE = "native"
 
 
@@ -91,7 +96,7 @@ def base_row(task: Task, dataset: Dataset, cell: Cell, source_hash: str) -> dict
         "method": cell.method.display, "method_name": cell.method.name, "method_params": dict(cell.method.params),
         "method_source_hash": source_hash, "n_anchors": cell.n_anchors, "seed": cell.seed,
         "anchor_ids_hash": None, "status": "ok", "error": None, "metrics": {}, "unavailable": {},
-        "fit_seconds": None, "transform_seconds": None, "device": None, "versions": versions, "git_commit": commit,
+        "fit_seconds": None, "fit_cells": None, "transform_seconds": None, "device": None, "versions": versions, "git_commit": commit,
     }
 
 
@@ -165,18 +170,34 @@ class TaskContext:
         return score_all(self.task.spec.metrics, providers)
 
 
-def make_job(context: TaskContext, cell: Cell, row: dict[str, Any], limits: dict[str, Any]) -> Job:
-    """What the method may see: the paired anchors and the source's evaluation embeddings."""
-    anchors = context.anchors(cell.source, cell.n_anchors, cell.seed)
-    X_src, Y_tgt = context.embedding(cell.source), context.embedding(cell.target)
-    row.update(anchor_ids_hash=anchor_ids_hash(anchors), device=str(context.device))
-    # indexing by an index array copies: an in-place edit by one method cannot leak into the cached embeddings
-    return Job(cell.method.name, dict(cell.method.params), cell.seed, X_src[anchors], Y_tgt[anchors],
-               X_src[context.eval_idx], str(context.device), **limits)
+def make_job(context: TaskContext, batch: list[tuple[Cell, dict[str, Any]]], limits: dict[str, Any]) -> Job:
+    """What the method may see: each cell's paired anchors, and the source's evaluation embeddings."""
+    first = batch[0][0]
+    X_src, Y_tgt = context.embedding(first.source), context.embedding(first.target)
+    X_anchors, Y_anchors = [], []
+    for cell, row in batch:
+        anchors = context.anchors(cell.source, cell.n_anchors, cell.seed)
+        row.update(anchor_ids_hash=anchor_ids_hash(anchors), device=str(context.device))
+        # indexing by an index array copies: an in-place edit by one method cannot leak into the cached embeddings
+        X_anchors.append(X_src[anchors])
+        Y_anchors.append(Y_tgt[anchors])
+    time_limit = limits["time_limit"] and limits["time_limit"] * len(batch)  # the per-cell limit, for each cell
+    return Job(first.method.name, dict(first.method.params), first.seed, X_anchors, Y_anchors,
+               X_src[context.eval_idx], str(context.device), time_limit, limits["memory_limit"])
+
+
+def batches(pending: list[tuple[Cell, dict[str, Any]]], registry) -> list[list[tuple[Cell, dict[str, Any]]]]:
+    """Group the cells one method can fit together: same pair, method and parameters. A method with
+    a seed parameter is built with the anchor seed, so only its cells of one seed share a batch."""
+    groups: dict[tuple, list[tuple[Cell, dict[str, Any]]]] = {}
+    for cell, row in pending:
+        seeded = takes_seed(registry.get(cell.method.name).cls)
+        groups.setdefault((cell.source, cell.target, cell.method.display, cell.seed if seeded else None), []).append((cell, row))
+    return [group[start:start + MAX_BATCH] for group in groups.values() for start in range(0, len(group), MAX_BATCH)]
 
 
 def finish_row(context: TaskContext, cell: Cell, row: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
-    row.update(fit_seconds=outcome.fit_seconds, transform_seconds=outcome.transform_seconds)
+    row.update(fit_seconds=outcome.fit_seconds, fit_cells=outcome.fit_cells, transform_seconds=outcome.transform_seconds)
     if outcome.error is not None:
         return {**row, "status": "failed", "error": outcome.error}
     try:
@@ -220,21 +241,23 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
         from bench.merging import merging_steps
 
         make, finish = merging_steps(task, dataset, device, store, done[NATIVE])
+        grouped = [[item] for item in pending]  # a merger fits one cell per job
     else:
         make, finish = stitching_steps(task, dataset, device, store, done[NATIVE], pending)
-    jobs = (make(cell, row, limits) for cell, row in pending)  # lazy: one job's tensors at a time
+        grouped = batches(pending, registry)
+    jobs = (make(batch, limits) for batch in grouped)  # lazy: one job's tensors at a time
     buffer: list[dict[str, Any]] = []
     bar = tqdm(total=len(pending), desc=task.name, unit="cell", disable=not progress or not pending, dynamic_ncols=True)
-    for index, outcome in executor.run(jobs):
-        cell, row = pending[index]
-        row = finish(cell, row, outcome)
-        summary.run += 1
-        bar.update()
-        if row["status"] != "ok":
-            summary.failed += 1
-            summary.failures.append(f"{task.name} {cell.source}->{cell.target} {cell.method.display} "
-                                    f"n={cell.n_anchors} seed={cell.seed}: {row['error']}")
-        buffer.append(row)
+    for index, outcomes in executor.run(jobs):
+        for (cell, row), outcome in zip(grouped[index], outcomes, strict=True):
+            row = finish(cell, row, outcome)
+            summary.run += 1
+            bar.update()
+            if row["status"] != "ok":
+                summary.failed += 1
+                summary.failures.append(f"{task.name} {cell.source}->{cell.target} {cell.method.display} "
+                                        f"n={cell.n_anchors} seed={cell.seed}: {row['error']}")
+            buffer.append(row)
         if len(buffer) >= FLUSH_EVERY:
             store.write(buffer)
             buffer = []
@@ -260,7 +283,7 @@ def stitching_steps(task: Task, dataset: Dataset, device: torch.device, store: R
             save_showcase(context, cell, outcome, store.root)
         return row
 
-    return (lambda cell, row, limits: make_job(context, cell, row, limits)), finish
+    return (lambda batch, limits: make_job(context, batch, limits)), finish
 
 
 def save_showcase(context: TaskContext, cell: Cell, outcome: Outcome, results_dir) -> None:

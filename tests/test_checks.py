@@ -89,7 +89,8 @@ class CrashesInFit(Method):
 def test_crash_in_fit_is_a_failed_rule_not_a_crash_of_the_suite():
     results = run_checks(CrashesInFit)
     failed = {r.rule for r in results if not r.passed}
-    assert failed == set(RULE_NAMES) - {"params_roundtrip", "not_fitted"}
+    # fit_many is not overridden: the default is only the runner's business (it falls back to fit)
+    assert failed == set(RULE_NAMES) - {"params_roundtrip", "not_fitted", "fit_many"}
     assert all("RuntimeError: boom in fit" in r.message for r in results if not r.passed)
 
 

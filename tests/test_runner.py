@@ -121,8 +121,71 @@ def test_jobs_hand_methods_copies_of_the_cached_embeddings(task_file):
     dataset = load_dataset(task.spec.dataset.name)
     context = TaskContext(task, dataset, torch.device("cpu"))
     cell = plan(task)[0]
-    job = make_job(context, cell, base_row(task, dataset, cell, ""), {})
+    job = make_job(context, [(cell, base_row(task, dataset, cell, ""))], {"time_limit": None, "memory_limit": None})
     cached = context.embedding(cell.source).clone()
-    for tensor in (job.X_anchors, job.Y_anchors, job.X_eval):
+    for tensor in (*job.X_anchors, *job.Y_anchors, job.X_eval):
         tensor.mul_(0)  # what a careless method might do in fit or transform
     assert torch.equal(context.embedding(cell.source), cached)
+
+
+def test_cells_differing_only_in_anchors_share_a_job(task_file):
+    from bench.runner import batches
+
+    path = task_file.with_name("seeded.yaml")
+    path.write_text(task_file.read_text().replace("[absolute, ortho, linear]", "[ortho, affine]"))
+    task = load_task(path)
+    pending = [(cell, {}) for cell in plan(task)]
+    groups = {(c.source, c.method.name, tuple(sorted((c.n_anchors, c.seed) for c, _ in batch)))
+              for batch in batches(pending, METHODS) for c in [batch[0][0]]}
+    for source in ("digits-mlp-w32-s0", "digits-mlp-w32-s1"):
+        # ortho takes no seed: every anchor count and seed of the pair in one job
+        assert (source, "ortho", ((16, 0), (16, 1), (64, 0), (64, 1))) in groups
+        # affine is built with the anchor seed: one job per seed, its anchor counts together
+        assert (source, "affine", ((16, 0), (64, 0))) in groups and (source, "affine", ((16, 1), (64, 1))) in groups
+    assert len(groups) == 6
+
+
+def test_batched_fits_give_the_results_of_one_cell_at_a_time(task_file, tmp_path, monkeypatch):
+    import bench.runner
+
+    task = load_task(task_file)
+    run(task, tmp_path / "batched")
+    monkeypatch.setattr(bench.runner, "MAX_BATCH", 1)
+    run(task, tmp_path / "alone")
+    strip = lambda r: json.dumps({**r, "fit_seconds": 0, "transform_seconds": 0, "fit_cells": 0}, sort_keys=True)
+    batched, alone = (ResultStore(tmp_path / name).rows() for name in ("batched", "alone"))
+    assert sorted(map(strip, batched)) == sorted(map(strip, alone))
+    # ortho and linear override or inherit fit_many: 2 anchor counts x 2 seeds fitted in one call
+    assert {r["fit_cells"] for r in batched if r["method"] in ("ortho", "linear")} == {4}
+    assert {r["fit_cells"] for r in alone if r["method"] != "native"} == {1}
+
+
+class FewAnchorsFail(Method):
+    """Fails on fewer than 20 anchors: in a batch, only that cell may fail."""
+
+    def fit(self, X, Y):
+        if X.shape[0] < 20:
+            raise ValueError(f"needs 20 anchors, got {X.shape[0]}")
+        self.map_ = torch.linalg.lstsq(X, Y).solution
+        return self
+
+    def transform(self, X):
+        return X @ self.map_
+
+
+class WrongFitMany(FewAnchorsFail):
+    def fit_many(self, Xs, Ys):
+        return [self]  # one object for every anchor set: broken
+
+
+@pytest.mark.parametrize("cls", [FewAnchorsFail, WrongFitMany])
+def test_a_batch_that_breaks_falls_back_to_one_fit_per_cell(monkeypatch, cls):
+    from bench.executors import Job, execute
+
+    monkeypatch.setitem(METHODS._entries, "few", MethodInfo("few", cls, None))
+    generator = torch.Generator().manual_seed(0)
+    X, Y = torch.randn(64, 4, generator=generator), torch.randn(64, 3, generator=generator)
+    outcomes = execute(Job("few", {}, 0, [X[:16], X[:32], X], [Y[:16], Y[:32], Y], X[:5], "cpu"))
+    assert [o.error for o in outcomes] == ["fit: ValueError: needs 20 anchors, got 16", None, None]
+    assert torch.allclose(outcomes[2].translated, X[:5] @ torch.linalg.lstsq(X, Y).solution)
+    assert [o.fit_cells for o in outcomes] == [1, 1, 1]

@@ -70,3 +70,16 @@ def test_transform(benchmark, name, shape):
         kernel, reference = "X @ W, float32", lambda: X_eval @ W
     benchmark.group = f"transform m{M_EVAL}-{shape[1]}to{shape[2]}"
     measure(benchmark, lambda: method.transform(X_eval), {"bare": reference}, kernels={"bare": kernel})
+
+
+@pytest.mark.parametrize("dim", [384, 768])
+def test_fit_many(benchmark, dim):
+    """The cells of one pair in a default-style grid (3 anchor counts x 3 seeds) fitted by one
+    fit_many call, against the same nine fits one at a time (what the runner did before)."""
+    anchor_sets = [related(n, dim, dim, seed=10 * seed) for n in (500, 1000, 2000) for seed in range(3)]
+    Xs, Ys = [X for X, _ in anchor_sets], [Y for _, Y in anchor_sets]
+    method = get_method("ortho").cls()
+    benchmark.group = f"fit_many 9 cells {dim}to{dim}"
+    measure(benchmark, lambda: method.fit_many(Xs, Ys),
+            {"one at a time": lambda: [get_method("ortho").cls().fit(X, Y) for X, Y in anchor_sets]},
+            kernels={"one at a time": "ortho's fit on each of the 9 anchor sets in a loop"})

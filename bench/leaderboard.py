@@ -511,7 +511,7 @@ RANKING_NOTE = (f"Methods are ranked by their **score**: the task's main metric 
                 "significantly better; methods sharing a **tie group** letter are not significantly different "
                 "(paired Wilcoxon signed-rank test over common cells, Holm-corrected over all pairs, α = 0.05). "
                 "**mean rank** is the Borda count: the mean over tasks of the method's rank on each task. "
-                "**fit ms**: mean fit time per cell.")
+                "**fit ms**: mean fit time per cell (cells fitted together in one `fit_many` call share its time equally).")
 
 
 def build(frame: pd.DataFrame, tasks: list[Task], stale: int, failed: Counter, plot_root: Path | None,

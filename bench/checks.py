@@ -25,7 +25,7 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from bench.method import METHODS, Method, get_method, load_submission
+from bench.method import METHODS, Method, fits_in_batches, get_method, load_submission, takes_seed
 from bench.preprocessing import pad_or_truncate
 
 FLOOR = "absolute"  # the no-translation method: the floor cannot be asked to beat itself
@@ -73,7 +73,7 @@ def _build(method_cls: type, params: dict[str, Any] | None) -> Method:
 
 def _build_seeded(method_cls: type, params: dict[str, Any] | None, seed: int = 0) -> Method:
     kwargs = dict(params or {})
-    if "seed" in inspect.signature(method_cls.__init__).parameters:
+    if takes_seed(method_cls):
         kwargs.setdefault("seed", seed)
     return method_cls(**kwargs)
 
@@ -262,21 +262,24 @@ def check_beats_floor(method_cls: type, params: dict[str, Any] | None = None) ->
 
 
 def check_fit_many(method_cls: type, params: dict[str, Any] | None = None) -> str | None:
-    """An overridden fit_many, on anchor sets of different sizes, gives one distinct fitted method
-    per set, each translating as a fresh instance fitted on that set alone (the runner relies on it)."""
-    if method_cls.fit_many is Method.fit_many:
-        return "not overridden: the default fits each anchor set alone"
+    """A fit_many the runner uses (fits_in_batches), on anchor sets of different sizes, gives one
+    distinct fitted method per set, each translating as a fresh instance fitted on that set alone,
+    and leaves its inputs as it found them."""
+    if not fits_in_batches(method_cls):
+        return "not used: the runner fits each cell alone (fit_many not overridden, or the method takes a seed)"
     X, Y, X_eval, _ = _data()
     sizes = (N_ANCHORS, N_ANCHORS // 2, 3 * N_ANCHORS // 4)
     Xs, Ys = [X[:n].clone() for n in sizes], [Y[:n].clone() for n in sizes]
-    fitted = _build_seeded(method_cls, params).fit_many(Xs, Ys)
+    copies = [t.clone() for t in Xs + Ys]
+    fitted = _build(method_cls, params).fit_many(Xs, Ys)
+    assert all(torch.equal(a, b) for a, b in zip(Xs + Ys, copies)), "fit_many modified its anchor tensors in place"
     assert isinstance(fitted, list) and len(fitted) == len(sizes), (
         f"fit_many on {len(sizes)} anchor sets returned {type(fitted).__name__}"
         f"{f' of length {len(fitted)}' if isinstance(fitted, list) else ''}; it must return a list with one fitted method per set")
     assert len({id(m) for m in fitted}) == len(sizes), "fit_many returned the same object for several anchor sets"
-    for n, method, X_n, Y_n in zip(sizes, fitted, Xs, Ys):
-        alone = _tensor(_build_seeded(method_cls, params).fit(X_n, Y_n).transform(X_eval))
-        together = _tensor(method.transform(X_eval))
+    for n, method, X_n, Y_n in zip(sizes, fitted, copies[: len(sizes)], copies[len(sizes):]):
+        alone = _tensor(_build(method_cls, params).fit(X_n.clone(), Y_n.clone()).transform(X_eval.clone()))
+        together = _tensor(method.transform(X_eval.clone()))
         assert _close(together, alone), (
             f"the method fitted by fit_many on {n} anchors differs from one fitted on them alone ({_max_diff(together, alone)})")
 

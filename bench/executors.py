@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import random
 import resource
 import time
 import traceback
@@ -70,7 +71,7 @@ class Outcome:
     fit_cells: int = 1  # how many cells were fitted together with this one (itself included)
 
 
-def failed(job: "Job | MergeJob", error: str) -> list[Outcome]:
+def failed(job: "Job | MergeJob | _Submitted", error: str) -> list[Outcome]:
     """Every cell of a job that could not finish (its worker died or ran out of time) fails with `error`."""
     return [Outcome(None, error) for _ in range(job.cells)]
 
@@ -111,25 +112,33 @@ def execute(job: Job | MergeJob) -> list[Outcome]:
     if len(pairs) > 1:
         try:
             return execute_batch(job, pairs, X_eval)
-        except Exception:  # fit_many broke: fit the cells one by one, so the error lands on the cell that causes it
+        except Exception:  # fit_many broke its contract: fit the cells one by one, so an error lands on its own cell
             pass
-    return [execute_one(job, X, Y, X_eval) for X, Y in pairs]
+    # each cell its own copy of the inputs: an in-place edit by one cell cannot reach the next
+    return [execute_one(job, X.clone(), Y.clone(), X_eval.clone()) for X, Y in pairs]
 
 
 def execute_batch(job: Job, pairs: list[tuple[torch.Tensor, torch.Tensor]], X_eval: torch.Tensor) -> list[Outcome]:
-    """Every cell fitted in one fit_many call; raises when that call breaks its contract (one distinct
-    fitted method per anchor set). The fit time is shared out equally between the cells."""
+    """Every cell fitted in one fit_many call (its time shared out equally). Raises when the call
+    breaks its contract: one distinct fitted method per anchor set, and a cell picked at random,
+    refitted alone by fit, must translate as its batched fit does."""
+    from bench.checks import _close, _max_diff
     from bench.method import build_method
 
-    method = build_method(job.method, job.params, seed=job.seed)
-    device = X_eval.device
+    method, device = build_method(job.method, job.params, seed=job.seed), X_eval.device
     started = _now(device)
-    fitted = method.fit_many([X for X, _ in pairs], [Y for _, Y in pairs])
+    fitted = method.fit_many([X.clone() for X, _ in pairs], [Y.clone() for _, Y in pairs])  # copies: the fallback gets pristine anchors
     share = (_now(device) - started) / len(pairs)
+    cls = type(method)
     if not (isinstance(fitted, list) and len(fitted) == len(pairs) and len({id(m) for m in fitted}) == len(pairs)
-            and all(isinstance(m, type(method)) for m in fitted)):
-        raise TypeError(f"fit_many returned {type(fitted).__name__}; it must return one fitted {type(method).__name__} per anchor set")
-    return [transform_cell(Outcome(None, fit_seconds=share, fit_cells=len(pairs)), m, X_eval, Y.shape[1], job.memory_limit)
+            and all(isinstance(m, cls) for m in fitted)):
+        raise TypeError(f"fit_many must return one distinct fitted {cls.__name__} per anchor set")
+    checked = random.randrange(len(pairs))  # unpredictable: an override cannot treat the checked cell apart
+    alone = build_method(job.method, job.params, seed=job.seed).fit(*(t.clone() for t in pairs[checked]))
+    expected, got = alone.transform(X_eval.clone()), fitted[checked].transform(X_eval.clone())
+    if not (isinstance(got, torch.Tensor) and isinstance(expected, torch.Tensor) and _close(got.detach().cpu(), expected.detach().cpu())):
+        raise ValueError(f"fit_many's cell {checked} differs from fit alone ({_max_diff(got.cpu(), expected.cpu())})")
+    return [transform_cell(Outcome(None, fit_seconds=share, fit_cells=len(pairs)), m, X_eval.clone(), Y.shape[1], job.memory_limit)
             for m, (_, Y) in zip(fitted, pairs)]
 
 
@@ -319,24 +328,30 @@ class RayExecutor:
     def run(self, jobs: Iterable[Job]) -> Iterator[tuple[int, list[Outcome]]]:
         ray = self.ray
         remote = ray.remote(_ray_execute)
-        refs, started, submitted = {}, {}, {}
+        running: dict[Any, tuple[int, float, _Submitted]] = {}  # ref -> (index, start, what a failure needs)
         for index, job in enumerate(jobs):
             gpus = 1 if job.device.startswith("cuda") else 0
             ref = remote.options(num_gpus=gpus, max_retries=0).remote(job)
-            refs[ref], started[ref], submitted[ref] = index, time.monotonic(), job
-        while refs:
-            ready, _ = ray.wait(list(refs), num_returns=1, timeout=1.0)
+            running[ref] = (index, time.monotonic(), _Submitted(job.cells, job.time_limit))  # not the job: its tensors can go
+        while running:
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
             for ref in ready:
-                index = refs.pop(ref)
+                index, _, submitted = running.pop(ref)
                 try:
                     outcomes = ray.get(ref)
                 except Exception as error:  # the worker died: Ray reports it as an error on get
-                    outcomes = failed(submitted[ref], f"crash: the Ray worker died while running the method ({type(error).__name__})")
+                    outcomes = failed(submitted, f"crash: the Ray worker died while running the method ({type(error).__name__})")
                 yield index, outcomes
-            for ref in [r for r in refs if (limit := submitted[r].time_limit) and time.monotonic() - started[r] > limit]:
+            for ref in [r for r, (_, start, sub) in running.items() if sub.time_limit and time.monotonic() - start > sub.time_limit]:
                 ray.cancel(ref, force=True)
-                index = refs.pop(ref)
-                yield index, failed(submitted[ref], f"time limit: fit + transform took longer than {submitted[ref].time_limit:g} s; the Ray task was cancelled")
+                index, _, submitted = running.pop(ref)
+                yield index, failed(submitted, f"time limit: fit + transform took longer than {submitted.time_limit:g} s; the Ray task was cancelled")
+
+
+@dataclass
+class _Submitted:
+    cells: int
+    time_limit: float | None
 
 
 def _ray_execute(job: Job) -> list[Outcome]:

@@ -47,11 +47,12 @@ class Method(BaseEstimator):
     def fit_many(self, Xs: list[torch.Tensor], Ys: list[torch.Tensor]) -> list["Method"]:
         """One fitted clone per anchor set: fitted[i] behaves as clone(self).fit(Xs[i], Ys[i]).
 
-        The runner hands a method every cell that shares a source, a target and its parameters
-        (anchor counts and seeds differ: Xs[i] is (n_i, dx), Ys[i] is (n_i, dy)) in one call.
-        This default fits them one after another; override it to share work between them, e.g.
-        one batched decomposition (ortho). The fit_many rule of `bench check` holds an override
-        to this default's results.
+        A method that overrides it (and takes no seed: see fits_in_batches) gets, in one call,
+        the cells that share a source, a target, its parameters and the anchor count; only the
+        anchor seeds differ (Xs[i] is (n, dx), Ys[i] is (n, dy)). This default fits clones one
+        after another. Override it to share work, e.g. one batched decomposition (ortho). The
+        fit_many rule of `bench check` holds an override to this default's results, and the
+        runner refits one cell of every batch alone to compare.
         """
         return [clone(self).fit(X, Y) for X, Y in zip(Xs, Ys, strict=True)]
 
@@ -208,6 +209,20 @@ def get_method(name: str) -> MethodInfo:
 def takes_seed(cls: type) -> bool:
     """Whether the class takes a `seed` parameter: the runner then builds it with the anchor seed."""
     return "seed" in inspect.signature(cls.__init__).parameters
+
+
+def fits_in_batches(cls: type) -> bool:
+    """Whether the runner should hand cls several cells in one fit_many call: only when cls has its
+    own fit_many, written for its own fit (a subclass that changes fit but inherits a parent's
+    fit_many must not be batched by the parent's code), and no seed (each cell has its own)."""
+    def owner(name: str) -> type:
+        return next(klass for klass in cls.__mro__ if name in vars(klass))
+
+    try:
+        fit_many_owner = owner("fit_many")
+        return fit_many_owner is not Method and issubclass(fit_many_owner, owner("fit")) and not takes_seed(cls)
+    except (StopIteration, TypeError, ValueError):  # an odd class: never batched, its own cells report its faults
+        return False
 
 
 def build_method(name: str, params: dict[str, Any] | None = None, seed: int | None = None,

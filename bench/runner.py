@@ -5,9 +5,9 @@ skips those with a stored result (resume), and only then loads embeddings and fi
 complete run costs seconds. A method gets the paired anchors and the source evaluation
 embeddings, nothing else: labels, decoders and target evaluation embeddings stay here.
 
-Pending cells that differ only in their anchors (same pair, method and parameters; anchor counts
-and, for methods without a seed parameter, anchor seeds differ) form one job, fitted together by
-Method.fit_many: ortho takes one batched SVD for all of them.
+Pending cells that differ only in their anchor seed (same pair, method, parameters and anchor
+count) form one job when the method has its own Method.fit_many: ortho takes one batched SVD for
+all of them. Such a job's time limit is the per-cell limit times its cells.
 """
 from __future__ import annotations
 
@@ -27,13 +27,13 @@ from bench.decoders import DECODERS
 from bench.encoders import ENCODERS, embeddings
 from bench.executors import Job, LocalExecutor, Outcome
 from bench.grids import N_SHOWN, grid_path, save_grid
-from bench.method import REPO_ROOT, takes_seed
+from bench.method import REPO_ROOT, fits_in_batches
 from bench.metrics import score_all
 from bench.results import SCHEMA_VERSION, ResultStore, cell_key
 from bench.task import MethodSpec, Task, check_against_data, plugins
 
-FLUSH_EVERY = 50  # cells per write: a kill loses at most this many cells of work
-MAX_BATCH = 32  # cells per job: bounds a job's memory and what one crash of a worker fails
+FLUSH_EVERY = 50  # cells per write: a kill loses at most this many cells of work (plus one job's)
+MAX_BATCH = 32  # cells per job: bounds a job's memory, time limit and what one crash of a worker fails
 NATIVE = "native"
 
 
@@ -187,12 +187,16 @@ def make_job(context: TaskContext, batch: list[tuple[Cell, dict[str, Any]]], lim
 
 
 def batches(pending: list[tuple[Cell, dict[str, Any]]], registry) -> list[list[tuple[Cell, dict[str, Any]]]]:
-    """Group the cells one method can fit together: same pair, method and parameters. A method with
-    a seed parameter is built with the anchor seed, so only its cells of one seed share a batch."""
+    """Group the cells a method fits together: those that differ only in their anchor seed (same
+    pair, parameters and anchor count, so same shapes), for a method with its own fit_many
+    (fits_in_batches); every other cell is a job of its own, with its own limits and fit time."""
     groups: dict[tuple, list[tuple[Cell, dict[str, Any]]]] = {}
-    for cell, row in pending:
-        seeded = takes_seed(registry.get(cell.method.name).cls)
-        groups.setdefault((cell.source, cell.target, cell.method.display, cell.seed if seeded else None), []).append((cell, row))
+    for position, (cell, row) in enumerate(pending):
+        if fits_in_batches(registry.get(cell.method.name).cls):
+            key = (cell.source, cell.target, cell.method.display, cell.n_anchors)
+        else:
+            key = (position,)
+        groups.setdefault(key, []).append((cell, row))
     return [group[start:start + MAX_BATCH] for group in groups.values() for start in range(0, len(group), MAX_BATCH)]
 
 

@@ -122,7 +122,8 @@ class MergingSpec(Strict):
 
 
 class LimitSpec(Strict):
-    """Per-cell limits, enforced by the process and ray executors (not part of the spec hash)."""
+    """Per-cell limits, enforced by the process and ray executors (not part of the spec hash). A job
+    of several cells fitted together (Method.fit_many) gets the limits' time times its cells."""
     time_s: float = Field(default=600.0, gt=0)
     memory_mb: int = Field(default=8192, gt=0)
 

@@ -199,3 +199,31 @@ def test_fuzzed_task_files_exit_2_and_write_nothing(tmp_path, capsys):
         assert main(["run", str(path), "--results", str(results), "--quiet"]) == 2, case
         assert str(path) in capsys.readouterr().err
     assert not results.exists()
+
+
+def test_a_batch_that_hangs_or_crashes_fails_each_of_its_cells(tmp_path, monkeypatch):
+    METHODS.names()
+    root = tmp_path / "submissions"
+    bodies = {"hangs-batched": "        time.sleep(600)\n", "crashes-batched": "        os._exit(3)\n"}
+    for name, body in bodies.items():  # fit works; fit_many, which the runner calls for 2 seeds, does not
+        write_submission(root, name, FIT_DY + "    def fit_many(self, Xs, Ys):\n" + body)
+    monkeypatch.setenv("BENCH_SUBMISSIONS", str(root))
+    saved = dict(METHODS._entries)
+    try:
+        for folder in sorted(root.iterdir()):
+            register_folder(folder)
+        path = tmp_path / "t.yaml"
+        path.write_text(SMALL_TASK.replace("methods: [absolute, ortho, linear]", "methods: [hangs-batched, crashes-batched]")
+                        .replace("counts: [16, 64], seeds: [0, 1]", "counts: [16], seeds: [0, 1]") + "limits: {time_s: 3}\n")
+        summary = Summary()
+        run_task(load_task(path), ResultStore(tmp_path / "r"), torch.device("cpu"), summary, progress=False,
+                 executor=ProcessExecutor(workers=2))
+    finally:
+        METHODS._entries.clear()
+        METHODS._entries.update(saved)
+    rows = ResultStore(tmp_path / "r").rows()
+    errors = {(r["method"], r["source"], r["seed"]): r["error"] for r in rows if r["method"] != "native"}
+    assert len(errors) == 8 and summary.failed == 8  # 2 methods x 2 pairs x 2 seeds, one job per method and pair
+    for (method, _, _), error in errors.items():
+        expected = "longer than 6 s" if method == "hangs-batched" else "crash: the worker process died"
+        assert expected in error, (method, error)

@@ -128,21 +128,38 @@ def test_jobs_hand_methods_copies_of_the_cached_embeddings(task_file):
     assert torch.equal(context.embedding(cell.source), cached)
 
 
-def test_cells_differing_only_in_anchors_share_a_job(task_file):
+def test_cells_differing_only_in_their_seed_share_a_job_when_the_method_batches(task_file):
     from bench.runner import batches
 
     path = task_file.with_name("seeded.yaml")
-    path.write_text(task_file.read_text().replace("[absolute, ortho, linear]", "[ortho, affine]"))
+    path.write_text(task_file.read_text().replace("[absolute, ortho, linear]", "[ortho, affine, linear]"))
     task = load_task(path)
-    pending = [(cell, {}) for cell in plan(task)]
-    groups = {(c.source, c.method.name, tuple(sorted((c.n_anchors, c.seed) for c, _ in batch)))
-              for batch in batches(pending, METHODS) for c in [batch[0][0]]}
+    jobs = [sorted((c.method.name, c.source, c.n_anchors, c.seed) for c, _ in batch) for batch in batches([(c, {}) for c in plan(task)], METHODS)]
     for source in ("digits-mlp-w32-s0", "digits-mlp-w32-s1"):
-        # ortho takes no seed: every anchor count and seed of the pair in one job
-        assert (source, "ortho", ((16, 0), (16, 1), (64, 0), (64, 1))) in groups
-        # affine is built with the anchor seed: one job per seed, its anchor counts together
-        assert (source, "affine", ((16, 0), (64, 0))) in groups and (source, "affine", ((16, 1), (64, 1))) in groups
-    assert len(groups) == 6
+        for n in (16, 64):
+            # ortho has its own fit_many: one job per anchor count, its two seeds together
+            assert [("ortho", source, n, 0), ("ortho", source, n, 1)] in jobs
+            # linear inherits the default, affine takes a seed: a job per cell
+            for name in ("affine", "linear"):
+                assert [(name, source, n, 0)] in jobs and [(name, source, n, 1)] in jobs
+    assert len(jobs) == 2 * 2 + 2 * 2 * 2 * 2
+
+
+def test_only_a_method_with_its_own_fit_many_and_no_seed_is_batched():
+    from bench.method import fits_in_batches
+
+    ortho = METHODS.get("ortho").cls
+
+    class ChangesFit(ortho):  # inherits ortho's fit_many, which knows nothing of this fit
+        def fit(self, X, Y):
+            return super().fit(2 * X, Y)
+
+    class AlsoBatches(ChangesFit):
+        def fit_many(self, Xs, Ys):
+            return [type(self)(**self.get_params()).fit(X, Y) for X, Y in zip(Xs, Ys)]
+
+    assert fits_in_batches(ortho) and fits_in_batches(AlsoBatches)
+    assert not any(fits_in_batches(cls) for cls in (ChangesFit, METHODS.get("linear").cls, METHODS.get("affine").cls, Method))
 
 
 def test_batched_fits_give_the_results_of_one_cell_at_a_time(task_file, tmp_path, monkeypatch):
@@ -155,8 +172,8 @@ def test_batched_fits_give_the_results_of_one_cell_at_a_time(task_file, tmp_path
     strip = lambda r: json.dumps({**r, "fit_seconds": 0, "transform_seconds": 0, "fit_cells": 0}, sort_keys=True)
     batched, alone = (ResultStore(tmp_path / name).rows() for name in ("batched", "alone"))
     assert sorted(map(strip, batched)) == sorted(map(strip, alone))
-    # ortho and linear override or inherit fit_many: 2 anchor counts x 2 seeds fitted in one call
-    assert {r["fit_cells"] for r in batched if r["method"] in ("ortho", "linear")} == {4}
+    assert {r["fit_cells"] for r in batched if r["method"] == "ortho"} == {2}  # its two seeds in one call
+    assert {r["fit_cells"] for r in batched if r["method"] in ("absolute", "linear")} == {1}
     assert {r["fit_cells"] for r in alone if r["method"] != "native"} == {1}
 
 
@@ -178,7 +195,13 @@ class WrongFitMany(FewAnchorsFail):
         return [self]  # one object for every anchor set: broken
 
 
-@pytest.mark.parametrize("cls", [FewAnchorsFail, WrongFitMany])
+class PoolsAnchors(FewAnchorsFail):
+    def fit_many(self, Xs, Ys):  # fits every cell on all the anchors of the batch: more than its share
+        pooled = type(self)().fit(torch.cat(Xs), torch.cat(Ys))
+        return [type(self)().fit(torch.cat(Xs), torch.cat(Ys)) if i else pooled for i in range(len(Xs))]
+
+
+@pytest.mark.parametrize("cls", [FewAnchorsFail, WrongFitMany, PoolsAnchors])
 def test_a_batch_that_breaks_falls_back_to_one_fit_per_cell(monkeypatch, cls):
     from bench.executors import Job, execute
 

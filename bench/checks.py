@@ -85,7 +85,8 @@ def _tensor(output: Any) -> torch.Tensor:
     return torch.as_tensor(np.asarray(output))
 
 
-def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+def same_output(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal shapes and values equal up to RTOL of the larger magnitude (also used by the executor's spot check)."""
     if a.shape != b.shape:
         return False
     if a.numel() == 0:
@@ -95,7 +96,7 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return bool((a - b).abs().max() <= RTOL * scale + 1e-12)  # a NaN anywhere compares False
 
 
-def _max_diff(a: torch.Tensor, b: torch.Tensor) -> str:
+def max_difference(a: torch.Tensor, b: torch.Tensor) -> str:
     if a.shape != b.shape:
         return f"shapes {tuple(a.shape)} and {tuple(b.shape)}"
     return f"max abs difference {(a - b).abs().max().item():.3g}"
@@ -197,8 +198,8 @@ def check_rows_independent(method_cls: type, params: dict[str, Any] | None = Non
     batch = _tensor(method.transform(X_eval))  # (m, dy)
     for i in range(N_EVAL):
         single = _tensor(method.transform(X_eval[i : i + 1]))  # (1, dy)
-        assert _close(single.reshape(-1), batch[i].reshape(-1)), (
-            f"row {i} alone differs from row {i} in a batch ({_max_diff(single.reshape(-1), batch[i].reshape(-1))}):"
+        assert same_output(single.reshape(-1), batch[i].reshape(-1)), (
+            f"row {i} alone differs from row {i} in a batch ({max_difference(single.reshape(-1), batch[i].reshape(-1))}):"
             f" rows must be translated independently"
         )
 
@@ -228,11 +229,11 @@ def check_seed_reproducible(method_cls: type, params: dict[str, Any] | None = No
     X, Y, X_eval, _ = _data()
     method.fit(X, Y)
     refit = _tensor(method.transform(X_eval))
-    assert _close(refit, first), f"refitting with the same seed changes the output ({_max_diff(refit, first)})"
+    assert same_output(refit, first), f"refitting with the same seed changes the output ({max_difference(refit, first)})"
     fresh = _build_seeded(method_cls, params)
     fresh.fit(X, Y)
     other = _tensor(fresh.transform(X_eval))
-    assert _close(other, first), f"a fresh instance with the same seed differs ({_max_diff(other, first)})"
+    assert same_output(other, first), f"a fresh instance with the same seed differs ({max_difference(other, first)})"
 
 
 def check_pickle_roundtrip(method_cls: type, params: dict[str, Any] | None = None) -> None:
@@ -243,7 +244,7 @@ def check_pickle_roundtrip(method_cls: type, params: dict[str, Any] | None = Non
     before = _tensor(method.transform(X_eval))
     restored = pickle.loads(pickle.dumps(method))
     after = _tensor(restored.transform(X_eval))
-    assert _close(after, before), f"the unpickled method gives another output ({_max_diff(after, before)})"
+    assert same_output(after, before), f"the unpickled method gives another output ({max_difference(after, before)})"
 
 
 def check_beats_floor(method_cls: type, params: dict[str, Any] | None = None) -> str | None:
@@ -280,8 +281,8 @@ def check_fit_many(method_cls: type, params: dict[str, Any] | None = None) -> st
     for n, method, X_n, Y_n in zip(sizes, fitted, copies[: len(sizes)], copies[len(sizes):]):
         alone = _tensor(_build(method_cls, params).fit(X_n.clone(), Y_n.clone()).transform(X_eval.clone()))
         together = _tensor(method.transform(X_eval.clone()))
-        assert _close(together, alone), (
-            f"the method fitted by fit_many on {n} anchors differs from one fitted on them alone ({_max_diff(together, alone)})")
+        assert same_output(together, alone), (
+            f"the method fitted by fit_many on {n} anchors differs from one fitted on them alone ({max_difference(together, alone)})")
 
 
 def _equal(a: Any, b: Any) -> bool:

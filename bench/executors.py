@@ -2,9 +2,8 @@
 
 A Job holds exactly what a method may see: its name, parameters and seed, the paired anchors and
 the source's evaluation embeddings. Never labels, decoders or the target's evaluation embeddings;
-scoring happens back in the runner. A Job may hold several cells that share a source, a target and
-the method's parameters (their anchor counts and seeds differ): the method fits them together
-through Method.fit_many. Every executor yields (index, one Outcome per cell) as jobs finish.
+scoring happens back in the runner. A Job may hold several cells that differ only in their anchor
+seed (bench.runner.batches): the method fits them together through Method.fit_many. Every executor yields (index, one Outcome per cell) as jobs finish.
 
 - local:   in the runner's process, one job after another (the default: fastest, no isolation);
 - process: a pool of worker processes; each job has a time and a memory limit, and a worker that
@@ -109,11 +108,12 @@ def execute(job: Job | MergeJob) -> list[Outcome]:
     device = torch.device(job.device)
     X_eval = job.X_eval.to(device)
     pairs = [(X.to(device), Y.to(device)) for X, Y in zip(job.X_anchors, job.Y_anchors, strict=True)]
-    if len(pairs) > 1:
-        try:
-            return execute_batch(job, pairs, X_eval)
-        except Exception:  # fit_many broke its contract: fit the cells one by one, so an error lands on its own cell
-            pass
+    if len(pairs) == 1:  # the job's tensors are this cell's own copies (bench.runner.make_job)
+        return [execute_one(job, *pairs[0], X_eval)]
+    try:
+        return execute_batch(job, pairs, X_eval)
+    except Exception:  # fit_many broke its contract: fit the cells one by one, so an error lands on its own cell
+        pass
     # each cell its own copy of the inputs: an in-place edit by one cell cannot reach the next
     return [execute_one(job, X.clone(), Y.clone(), X_eval.clone()) for X, Y in pairs]
 
@@ -122,7 +122,7 @@ def execute_batch(job: Job, pairs: list[tuple[torch.Tensor, torch.Tensor]], X_ev
     """Every cell fitted in one fit_many call (its time shared out equally). Raises when the call
     breaks its contract: one distinct fitted method per anchor set, and a cell picked at random,
     refitted alone by fit, must translate as its batched fit does."""
-    from bench.checks import _close, _max_diff
+    from bench.checks import max_difference, same_output
     from bench.method import build_method
 
     method, device = build_method(job.method, job.params, seed=job.seed), X_eval.device
@@ -136,8 +136,8 @@ def execute_batch(job: Job, pairs: list[tuple[torch.Tensor, torch.Tensor]], X_ev
     checked = random.randrange(len(pairs))  # unpredictable: an override cannot treat the checked cell apart
     alone = build_method(job.method, job.params, seed=job.seed).fit(*(t.clone() for t in pairs[checked]))
     expected, got = alone.transform(X_eval.clone()), fitted[checked].transform(X_eval.clone())
-    if not (isinstance(got, torch.Tensor) and isinstance(expected, torch.Tensor) and _close(got.detach().cpu(), expected.detach().cpu())):
-        raise ValueError(f"fit_many's cell {checked} differs from fit alone ({_max_diff(got.cpu(), expected.cpu())})")
+    if not (isinstance(got, torch.Tensor) and isinstance(expected, torch.Tensor) and same_output(got.detach().cpu(), expected.detach().cpu())):
+        raise ValueError(f"fit_many's cell {checked} differs from fit alone ({max_difference(got.detach().cpu(), expected.detach().cpu())})")
     return [transform_cell(Outcome(None, fit_seconds=share, fit_cells=len(pairs)), m, X_eval.clone(), Y.shape[1], job.memory_limit)
             for m, (_, Y) in zip(fitted, pairs)]
 

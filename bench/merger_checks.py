@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from bench.checks import CheckResult, _close, _max_diff, _tensor, check_params_roundtrip, run_checks
+from bench.checks import CheckResult, _tensor, max_difference, same_output, check_params_roundtrip, run_checks
 from bench.merging import MERGERS
 from bench.method import load_submission
 
@@ -89,21 +89,21 @@ def check_rows_independent(merger_cls: type, params: dict[str, Any] | None = Non
     batch = _merge(merger, evaluation)
     for i in range(min(N_EVAL, batch.shape[0])):  # a missing row is output_shape's business
         single = _merge(merger, [S[i : i + 1] for S in evaluation]).reshape(-1)
-        assert _close(single, batch[i].reshape(-1)), f"row {i} alone differs from row {i} in a batch ({_max_diff(single, batch[i].reshape(-1))})"
+        assert same_output(single, batch[i].reshape(-1)), f"row {i} alone differs from row {i} in a batch ({max_difference(single, batch[i].reshape(-1))})"
 
 
 def check_deterministic(merger_cls: type, params: dict[str, Any] | None = None) -> None:
     first, evaluation = _fitted(merger_cls, params)
     second, _ = _fitted(merger_cls, params)
     a, b = _merge(first, evaluation), _merge(second, evaluation)
-    assert _close(a, b), f"two fits on the same anchors merge differently ({_max_diff(a, b)})"
+    assert same_output(a, b), f"two fits on the same anchors merge differently ({max_difference(a, b)})"
 
 
 def check_pickle_roundtrip(merger_cls: type, params: dict[str, Any] | None = None) -> None:
     merger, evaluation = _fitted(merger_cls, params)
     restored = pickle.loads(pickle.dumps(merger))
     a, b = _merge(merger, evaluation), _merge(restored, evaluation)
-    assert _close(a, b), f"a pickled and restored merger merges differently ({_max_diff(a, b)})"
+    assert same_output(a, b), f"a pickled and restored merger merges differently ({max_difference(a, b)})"
 
 
 RULES: list[tuple[str, Callable[..., str | None]]] = [

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import platform
 import subprocess
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,9 @@ from bench.metrics import score_all
 from bench.results import SCHEMA_VERSION, ResultStore, cell_key
 from bench.task import MethodSpec, Task, check_against_data, plugins
 
-FLUSH_EVERY = 50  # cells per write: a kill loses at most this many cells of work (plus one job's)
+# rows are written at most this often: a kill loses at most this much work (plus the job in flight),
+# however slow the cells, and a fast task is not slowed by a rewrite + fsync every few cells
+FLUSH_SECONDS = 5.0
 MAX_BATCH = 32  # cells per job: bounds a job's memory, time limit and what one crash of a worker fails
 NATIVE = "native"
 
@@ -251,6 +254,7 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
         grouped = batches(pending, registry)
     jobs = (make(batch, limits) for batch in grouped)  # lazy: one job's tensors at a time
     buffer: list[dict[str, Any]] = []
+    flushed = time.monotonic()
     bar = tqdm(total=len(pending), desc=task.name, unit="cell", disable=not progress or not pending, dynamic_ncols=True)
     for index, outcomes in executor.run(jobs):
         for (cell, row), outcome in zip(grouped[index], outcomes, strict=True):
@@ -262,9 +266,9 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
                 summary.failures.append(f"{task.name} {cell.source}->{cell.target} {cell.method.display} "
                                         f"n={cell.n_anchors} seed={cell.seed}: {row['error']}")
             buffer.append(row)
-        if len(buffer) >= FLUSH_EVERY:
+        if time.monotonic() - flushed >= FLUSH_SECONDS:
             store.write(buffer)
-            buffer = []
+            buffer, flushed = [], time.monotonic()
     bar.close()
     store.write(buffer)
 

@@ -193,9 +193,10 @@ def batches(pending: list[tuple[Cell, dict[str, Any]]], registry) -> list[list[t
     """Group the cells a method fits together: those that differ only in their anchor seed (same
     pair, parameters and anchor count, so same shapes), for a method with its own fit_many
     (fits_in_batches); every other cell is a job of its own, with its own limits and fit time."""
+    batched = {name: fits_in_batches(registry.get(name).cls) for name in {cell.method.name for cell, _ in pending}}
     groups: dict[tuple, list[tuple[Cell, dict[str, Any]]]] = {}
     for position, (cell, row) in enumerate(pending):
-        if fits_in_batches(registry.get(cell.method.name).cls):
+        if batched[cell.method.name]:
             key = (cell.source, cell.target, cell.method.display, cell.n_anchors)
         else:
             key = (position,)

@@ -3,7 +3,8 @@
 A Job holds exactly what a method may see: its name, parameters and seed, the paired anchors and
 the source's evaluation embeddings. Never labels, decoders or the target's evaluation embeddings;
 scoring happens back in the runner. A Job may hold several cells that differ only in their anchor
-seed (bench.runner.batches): the method fits them together through Method.fit_many. Every executor yields (index, one Outcome per cell) as jobs finish.
+seed (bench.runner.batches): the method fits them together through Method.fit_many. Every
+executor yields (index, one Outcome per cell) as jobs finish.
 
 - local:   in the runner's process, one job after another (the default: fastest, no isolation);
 - process: a pool of worker processes; each job has a time and a memory limit, and a worker that
@@ -35,8 +36,8 @@ class Job:
     method: str
     params: dict[str, Any]
     seed: int
-    X_anchors: list[torch.Tensor]  # one (n_i, dx) per cell
-    Y_anchors: list[torch.Tensor]  # one (n_i, dy) per cell
+    X_anchors: list[torch.Tensor]  # one (n, dx) per cell
+    Y_anchors: list[torch.Tensor]  # one (n, dy) per cell
     X_eval: torch.Tensor  # (m, dx), the same for every cell
     device: str
     time_limit: float | None = None  # seconds for fit + transform of all its cells

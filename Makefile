@@ -18,13 +18,15 @@ SHARE := $(VENV)/share/latent-bench
 
 setup: $(STAMP)
 
-# Debian packages: Fashion-MNIST and WordNet data, Chromium for the HTML leaderboard test.
+# Debian packages: Fashion-MNIST and WordNet data, Chromium for the HTML leaderboard test,
+# bubblewrap for the sandbox that runs submitted code (bench/sandbox.py).
 # Skipped when present or when not root (then install them yourself, see README).
 system-packages:
 	@need=""; \
 	[ -d /usr/share/datasets/fashion-mnist ] || need="$$need dataset-fashion-mnist"; \
 	[ -d /usr/share/wordnet ] || need="$$need wordnet-base"; \
 	command -v chromium >/dev/null || need="$$need chromium"; \
+	command -v bwrap >/dev/null || need="$$need bubblewrap"; \
 	if [ -n "$$need" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -q && apt-get install -y -q --no-install-recommends $$need; \

@@ -285,6 +285,53 @@ def check_fit_many(method_cls: type, params: dict[str, Any] | None = None) -> st
             f"the method fitted by fit_many on {n} anchors differs from one fitted on them alone ({max_difference(together, alone)})")
 
 
+def check_fit_independent(method_cls: type, params: dict[str, Any] | None = None) -> None:
+    """A fit does not depend on earlier fits in the same process (no anchors pooled in module or
+    class state): fitting a new instance on anchor set B after another instance was fitted on A
+    gives what B gave first. `bench check` runs each rule in a fresh process, so there the first
+    fit on B is a fit in a fresh process."""
+    X_a, Y_a = make_rotation_pair(N_ANCHORS, DIM, DIM, seed=11)  # two anchor sets, neither the other rules' one
+    X_b, Y_b = make_rotation_pair(N_ANCHORS, DIM, DIM, seed=7)
+    _, _, X_eval, _ = _data()
+
+    def fitted_on_b() -> torch.Tensor:
+        # the same global RNG state for both fits: randomness is seed_reproducible's business, not this rule's
+        numpy_state = np.random.get_state()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            np.random.seed(0)
+            method = _build_seeded(method_cls, params)
+            method.fit(X_b.clone(), Y_b.clone())
+            output = _tensor(method.transform(X_eval.clone()))
+        np.random.set_state(numpy_state)
+        return output
+
+    first = fitted_on_b()
+    _build_seeded(method_cls, params).fit(X_a.clone(), Y_a.clone())
+    after = fitted_on_b()
+    assert same_output(after, first), (
+        f"a fit on anchor set B changes after another instance was fitted on A ({max_difference(after, first)}): "
+        "a fit must depend on its own anchors only, not on state kept in the module or the class")
+
+
+TRANSFORM_CALLS = 200
+
+
+def check_transform_independent(method_cls: type, params: dict[str, Any] | None = None) -> None:
+    """transform does not depend on earlier calls: the 1st and the 200th call on the same input agree
+    (no adaptation to the evaluation rows a method has been shown)."""
+    X, Y, X_eval, _ = _data()
+    method = _build_seeded(method_cls, params)
+    method.fit(X, Y)
+    first = _tensor(method.transform(X_eval.clone()))
+    for _ in range(TRANSFORM_CALLS - 2):
+        method.transform(X_eval.clone())
+    last = _tensor(method.transform(X_eval.clone()))
+    assert same_output(last, first), (
+        f"call {TRANSFORM_CALLS} of transform differs from call 1 on the same input ({max_difference(last, first)}): "
+        "transform must not learn from the rows it is given")
+
+
 def _equal(a: Any, b: Any) -> bool:
     try:
         return bool(a == b)
@@ -309,6 +356,8 @@ RULES: list[tuple[str, Callable[..., str | None]]] = [
     ("pickle_roundtrip", check_pickle_roundtrip),
     ("beats_floor", check_beats_floor),
     ("fit_many", check_fit_many),
+    ("fit_independent", check_fit_independent),
+    ("transform_independent", check_transform_independent),
 ]
 
 

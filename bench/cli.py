@@ -17,9 +17,28 @@ EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.executors import make_executor
+    from bench.method import import_folders_with
+    from bench.sandbox import Isolated, require_sandbox
+
+    isolated = None
+    if args.executor != "local":  # plug-ins are imported in workers only, discovery included
+        if not args.no_sandbox:
+            require_sandbox()
+        isolated = Isolated(sandboxed=not args.no_sandbox)
+        import_folders_with(isolated.importer)
+    try:
+        return _run(args, isolated)
+    finally:
+        import_folders_with(None)
+        if isolated is not None:
+            isolated.close()
+
+
+def _run(args: argparse.Namespace, isolated) -> int:
+    from bench.method import get_method
     from bench.results import ResultStore
     from bench.runner import Summary, resolve_device, run_task
+    from bench.sandbox import make_executor
     from bench.task import check_against_data, discover_tasks, find_task
 
     tasks = [find_task(t) for t in args.tasks] if args.tasks else discover_tasks(default_suite_only=True)
@@ -27,8 +46,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_against_data(task)
     methods = set(args.methods.split(",")) if args.methods else None
     if methods:
-        from bench.method import get_method
-
         for name in methods:
             if not any(name in (m.name, m.display) for t in tasks for m in t.methods):
                 get_method(name)  # raises with the closest names when it is not a method at all
@@ -36,7 +53,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.fresh:
         _clear_results(results, tasks)
     store, device, summary = ResultStore(results), resolve_device(args.device), Summary()
-    executor = make_executor(args.executor, args.workers, args.address)
+    executor = make_executor(args.executor, args.workers, args.address, sandboxed=not args.no_sandbox)
+    if isolated is not None:
+        isolated.close()  # discovery is over
     started = time.perf_counter()
     for task in tasks:
         limits = {"time_limit": args.time_limit or task.spec.limits.time_s,
@@ -67,7 +86,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     from bench.submit import submit
 
-    return submit(Path(args.folder), Path(args.results), args.tasks or None, args.device, progress=not args.quiet)
+    return submit(Path(args.folder), Path(args.results), args.tasks or None, args.device, progress=not args.quiet,
+                  sandboxed=not args.no_sandbox)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -95,11 +115,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from bench.checks import resolve_method, run_checks
-    from bench.merger_checks import resolve_merger, run_merger_checks
+    from bench.method import SubmissionError
+    from bench.sandbox import RULE_NAMES, Isolated, require_sandbox
 
-    merger = resolve_merger(args.method)
-    results = run_merger_checks(merger) if merger is not None else run_checks(resolve_method(args.method))
+    if not args.no_sandbox:
+        require_sandbox()
+    isolated = Isolated(sandboxed=not args.no_sandbox, rule_seconds=args.time_limit)
+    try:
+        described, folder = isolated.resolve(args.method)
+    finally:
+        isolated.close()
+    if described.error is not None:
+        print(f"FAIL  import: {described.error}")
+        return EXIT_FAILED
+    results = isolated.check(described.family, described.name, folder, RULE_NAMES[described.family])
     for result in results:
         print(f"{'PASS' if result.passed else 'FAIL'}  {result.rule}" + ("" if result.passed else f": {result.message}"))
     failed = sum(not r.passed for r in results)
@@ -179,7 +208,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh", action="store_true", help="discard stored results of these tasks first")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--executor", default="local", choices=["local", "process", "ray"],
-                     help="local: in-process (default); process: isolated worker processes with limits; ray: Ray tasks")
+                     help="local: in-process, for the project's own methods (default); process: sandboxed worker "
+                          "processes with limits; ray: Ray tasks, each in a sandboxed worker")
+    run.add_argument("--no-sandbox", action="store_true",
+                     help="process/ray: plain worker processes where the sandbox cannot be set up (rows are marked)")
     run.add_argument("--workers", type=int, help="worker processes for --executor process (default: CPU count)")
     run.add_argument("--address", help="Ray cluster address for --executor ray (default: start a local instance)")
     run.add_argument("--time-limit", type=float, help="seconds per cell (process/ray executors; default: the task's limits.time_s)")
@@ -199,6 +231,8 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     submit.add_argument("--results", default=results_default)
     submit.add_argument("--quiet", action="store_true", help="no progress bar")
+    submit.add_argument("--no-sandbox", action="store_true",
+                        help="run without the sandbox where it cannot be set up: the report and rows say so")
     submit.set_defaults(func=cmd_submit)
 
     export = commands.add_parser("export", help="one row per scored cell, for pandas")
@@ -209,6 +243,8 @@ def parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="run the conformance suite on one method or merger")
     check.add_argument("method", metavar="NAME_OR_PATH")
+    check.add_argument("--time-limit", type=float, default=60.0, help="seconds per rule (default 60)")
+    check.add_argument("--no-sandbox", action="store_true", help="plain worker processes (time limits still apply)")
     check.set_defaults(func=cmd_check)
 
     validate = commands.add_parser("validate", help="validate task files without running them")
@@ -226,15 +262,20 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench.datasets import DatasetUnavailable
     from bench.method import SubmissionError
     from bench.registry import UnknownNameError
     from bench.results import ResultsFileError
-    from bench.task import TaskError
+    from bench.task import BadInputError  # TaskError is one
 
     args = parser().parse_args(argv)
     try:
+        if getattr(args, "device", "auto") != "auto":  # before the command writes anything (run --fresh clears results)
+            from bench.runner import resolve_device
+
+            resolve_device(args.device)
         return args.func(args)
-    except (TaskError, UnknownNameError, SubmissionError, ResultsFileError) as error:
+    except (BadInputError, UnknownNameError, SubmissionError, ResultsFileError, DatasetUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -7,29 +7,19 @@ seed (bench.runner.batches): the method fits them together through Method.fit_ma
 executor yields (index, one Outcome per cell) as jobs finish.
 
 - local:   in the runner's process, one job after another (the default: fastest, no isolation);
-- process: a pool of worker processes; each job has a time and a memory limit, and a worker that
-           crashes, hangs or runs out of memory fails its job with the reason and is replaced;
-- ray:     Ray tasks (one per job), asking for a GPU per task when the device is CUDA.
+- process and ray (bench/sandbox.py): sandboxed worker processes, a fresh child per job, with
+           time and memory limits; what submitted code runs under.
 
-Results are written by the runner alone, so parallel workers never touch the store.
+Results are written by the runner alone, so workers never touch the store.
 """
 from __future__ import annotations
 
-import multiprocessing
-import os
 import random
-import resource
 import time
-import traceback
 from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
-from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import torch
-
-EXECUTORS = ("local", "process", "ray")
-
 
 @dataclass
 class Job:
@@ -42,10 +32,16 @@ class Job:
     device: str
     time_limit: float | None = None  # seconds for fit + transform of all its cells
     memory_limit: int | None = None  # MiB beyond the worker's size at the job's start
+    folder: str | None = None  # the method's own folder: the one place a sandboxed worker lets it read
+    family = "method"
 
     @property
     def cells(self) -> int:
         return len(self.X_anchors)
+
+    @property
+    def plugin(self) -> str:
+        return self.method
 
 
 @dataclass
@@ -59,7 +55,13 @@ class MergeJob:
     device: str
     time_limit: float | None = None  # seconds for fit + transform
     memory_limit: int | None = None
+    folder: str | None = None
+    family = "merger"
     cells = 1
+
+    @property
+    def plugin(self) -> str:
+        return self.merger
 
 
 @dataclass
@@ -71,7 +73,7 @@ class Outcome:
     fit_cells: int = 1  # how many cells were fitted together with this one (itself included)
 
 
-def failed(job: "Job | MergeJob | _Submitted", error: str) -> list[Outcome]:
+def failed(job: Any, error: str) -> list[Outcome]:
     """Every cell of a job that could not finish (its worker died or ran out of time) fails with `error`."""
     return [Outcome(None, error) for _ in range(job.cells)]
 
@@ -174,196 +176,11 @@ def transform_cell(outcome: Outcome, method: Any, X_eval: torch.Tensor, dim: int
 
 
 class LocalExecutor:
-    def run(self, jobs: Iterable[Job]) -> Iterator[tuple[int, list[Outcome]]]:
+    """In the runner's own process: the fast default for the project's own reference methods. No
+    isolation and no limits; bench.sandbox has the executors for submitted code."""
+
+    isolation = "in-process"
+
+    def run(self, jobs: Iterable[Job], folders: Iterable[str] = ()) -> Iterator[tuple[int, list[Outcome]]]:
         for index, job in enumerate(jobs):
             yield index, execute(job)
-
-
-# ----------------------------------------------------------------------------- process pool
-
-def _worker(connection: Connection, threads: int, folders: list[str]) -> None:
-    """A worker: receive a Job, run it under its memory limit, send back the Outcome."""
-    torch.set_num_threads(threads)
-    from bench.method import METHODS, register_folder
-
-    for folder in folders:  # submissions outside submissions/ (bench submit PATH)
-        register_folder(Path(folder))
-    from bench.merging import MERGERS
-
-    METHODS.names()  # import the submissions now, so that a job's time limit covers only its method
-    MERGERS.names()
-    connection.send("ready")
-    while True:
-        try:
-            job = connection.recv()
-        except EOFError:
-            return
-        if job.memory_limit is not None:
-            base = _address_space_bytes()
-            resource.setrlimit(resource.RLIMIT_AS, (base + job.memory_limit * 2**20, resource.RLIM_INFINITY))
-        try:
-            outcomes = _on_cpu(execute(job))
-        except BaseException:  # execute catches Exceptions; this is for the rest (SystemExit, ...)
-            outcomes = failed(job, f"worker: {traceback.format_exc(limit=1).strip().splitlines()[-1]}")
-        finally:
-            resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-        connection.send(outcomes)
-
-
-def _on_cpu(outcomes: list[Outcome]) -> list[Outcome]:  # what crosses a process boundary
-    for outcome in outcomes:
-        if outcome.translated is not None:
-            outcome.translated = outcome.translated.cpu()
-    return outcomes
-
-
-def _address_space_bytes() -> int:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-
-
-@dataclass
-class _Slot:
-    process: multiprocessing.process.BaseProcess
-    connection: Connection
-    index: int | None = None  # the job it runs
-    job: Job | None = None
-    deadline: float | None = None
-
-
-class ProcessExecutor:
-    """A pool of `workers` processes (spawned: safe with CUDA and with threaded BLAS)."""
-
-    def __init__(self, workers: int | None = None, folders: Iterable[Path] = ()):
-        self.workers = workers or max(1, (os.cpu_count() or 2))
-        self.folders = [str(Path(folder).resolve()) for folder in folders]
-        self.context = multiprocessing.get_context("spawn")
-        self.threads = max(1, torch.get_num_threads() // self.workers)
-
-    def _start(self) -> _Slot:
-        parent, child = self.context.Pipe()
-        process = self.context.Process(target=_worker, args=(child, self.threads, self.folders), daemon=True)
-        process.start()
-        child.close()
-        try:
-            parent.recv()  # "ready"
-        except EOFError:
-            raise RuntimeError(f"a worker process could not start (exit code {process.exitcode}); "
-                               "run `bench list methods` to see whether a submission breaks on import") from None
-        return _Slot(process, parent)
-
-    def run(self, jobs: Iterable[Job]) -> Iterator[tuple[int, list[Outcome]]]:
-        pending = iter(enumerate(jobs))
-        slots = [self._start() for _ in range(self.workers)]
-        try:
-            busy = 0
-            while True:
-                for slot in slots:  # keep every worker fed
-                    if slot.job is None and (item := next(pending, None)) is not None:
-                        slot.index, slot.job = item
-                        slot.deadline = time.monotonic() + slot.job.time_limit if slot.job.time_limit else None
-                        slot.connection.send(slot.job)
-                        busy += 1
-                if busy == 0:
-                    return
-                deadlines = [s.deadline for s in slots if s.deadline is not None]
-                timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-                ready = wait([s.connection for s in slots if s.job is not None] + [s.process.sentinel for s in slots if s.job is not None], timeout)
-                for position, slot in enumerate(slots):
-                    if slot.job is None:
-                        continue
-                    timed_out = False
-                    if slot.connection in ready:
-                        try:
-                            outcomes = slot.connection.recv()
-                        except (EOFError, OSError):
-                            outcomes = self._death(slot)
-                    elif slot.process.sentinel in ready:
-                        outcomes = self._death(slot)
-                    elif slot.deadline is not None and time.monotonic() >= slot.deadline:
-                        timed_out = True
-                        outcomes = failed(slot.job, f"time limit: fit + transform took longer than {slot.job.time_limit:g} s; the worker was killed")
-                    else:
-                        continue
-                    index = slot.index
-                    if timed_out or not slot.process.is_alive():
-                        self._stop(slot)
-                        slots[position] = self._start()
-                    else:
-                        slot.index = slot.job = slot.deadline = None
-                    busy -= 1
-                    yield index, outcomes
-        finally:
-            for slot in slots:
-                self._stop(slot)
-
-    @staticmethod
-    def _death(slot: _Slot) -> list[Outcome]:
-        slot.process.join(timeout=5)
-        code = slot.process.exitcode
-        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        return failed(slot.job, f"crash: the worker process died while running the method ({how}); "
-                             "a method must not exit the interpreter or crash native code")
-
-    @staticmethod
-    def _stop(slot: _Slot) -> None:
-        if slot.process.is_alive():
-            slot.process.kill()
-        slot.process.join(timeout=5)
-        slot.connection.close()
-
-
-# ----------------------------------------------------------------------------- ray
-
-class RayExecutor:
-    """One Ray task per job; a local Ray instance is started unless `address` is given."""
-
-    def __init__(self, address: str | None = None):
-        import ray
-
-        self.ray = ray
-        if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     **({} if address else {"num_cpus": os.cpu_count() or 2}))
-
-    def run(self, jobs: Iterable[Job]) -> Iterator[tuple[int, list[Outcome]]]:
-        ray = self.ray
-        remote = ray.remote(_ray_execute)
-        running: dict[Any, tuple[int, float, _Submitted]] = {}  # ref -> (index, start, what a failure needs)
-        for index, job in enumerate(jobs):
-            gpus = 1 if job.device.startswith("cuda") else 0
-            ref = remote.options(num_gpus=gpus, max_retries=0).remote(job)
-            running[ref] = (index, time.monotonic(), _Submitted(job.cells, job.time_limit))  # not the job: its tensors can go
-        while running:
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
-            for ref in ready:
-                index, _, submitted = running.pop(ref)
-                try:
-                    outcomes = ray.get(ref)
-                except Exception as error:  # the worker died: Ray reports it as an error on get
-                    outcomes = failed(submitted, f"crash: the Ray worker died while running the method ({type(error).__name__})")
-                yield index, outcomes
-            for ref in [r for r, (_, start, sub) in running.items() if sub.time_limit and time.monotonic() - start > sub.time_limit]:
-                ray.cancel(ref, force=True)
-                index, _, submitted = running.pop(ref)
-                yield index, failed(submitted, f"time limit: fit + transform took longer than {submitted.time_limit:g} s; the Ray task was cancelled")
-
-
-@dataclass
-class _Submitted:
-    cells: int
-    time_limit: float | None
-
-
-def _ray_execute(job: Job) -> list[Outcome]:
-    return _on_cpu(execute(job))
-
-
-def make_executor(name: str, workers: int | None = None, address: str | None = None):
-    if name == "local":
-        return LocalExecutor()
-    if name == "process":
-        return ProcessExecutor(workers)
-    if name == "ray":
-        return RayExecutor(address)
-    raise ValueError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")

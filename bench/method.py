@@ -22,7 +22,7 @@ import sys
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from sklearn.base import BaseEstimator, clone
@@ -147,7 +147,7 @@ def load_submission(folder: Path, registry: Registry | None = None) -> list[str]
         _loading_folder = None
     # by folder, not by difference: a folder imported before (e.g. by discovery) still reports its names
     added = sorted(name for name, info in registry._entries.items() if info.folder == folder)
-    card = _read_card(folder)
+    card = read_card(folder)
     for name in added:
         registry._entries[name].card = card
     return added
@@ -160,7 +160,7 @@ def _ensure_package(name: str, path: list[str]) -> None:
         sys.modules[name] = package
 
 
-def _read_card(folder: Path) -> dict[str, Any]:
+def read_card(folder: Path) -> dict[str, Any]:
     import yaml
 
     path = folder / "card.yaml"
@@ -179,14 +179,28 @@ def submissions_dir() -> Path:
 
 def register_folder(folder: Path, registry: Registry | None = None, stand_in: type = Unimportable) -> list[str]:
     """load_submission, except that a broken submission is registered under its folder's name
-    with the import error, so that it fails its own cells and stops no other method."""
+    with the import error, so that it fails its own cells and stops no other method. Folders are
+    imported in this process unless import_folders_with chose another way (bench.sandbox: in a worker)."""
     registry = METHODS if registry is None else registry
+    if _folder_importer is not None:
+        return _folder_importer(Path(folder), registry)
     try:
         return load_submission(folder, registry)
     except SubmissionError as error:
         if folder.name not in registry._entries:
             registry.add(folder.name, MethodInfo(folder.name, stand_in, Path(folder).resolve(), error=str(error)))
         return [folder.name]
+
+
+_folder_importer: Callable[[Path, Registry], list[str]] | None = None
+
+
+def import_folders_with(importer: Callable[[Path, Registry], list[str]] | None) -> None:
+    """Discover plug-in folders through `importer` from now on (None: import them in this process).
+    `bench run --executor process|ray` passes bench.sandbox's, so no submitted module is imported
+    by the runner itself, not even at discovery."""
+    global _folder_importer
+    _folder_importer = importer
 
 
 def _discover() -> None:

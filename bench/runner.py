@@ -26,7 +26,7 @@ from bench.anchors import GEOMETRIC, anchor_ids_hash, sample_anchors
 from bench.datasets import Dataset, load_dataset
 from bench.decoders import DECODERS
 from bench.encoders import ENCODERS, embeddings
-from bench.executors import Job, LocalExecutor, Outcome
+from bench.executors import Job, LocalExecutor, MergeJob, Outcome
 from bench.grids import N_SHOWN, grid_path, save_grid
 from bench.method import REPO_ROOT, fits_in_batches
 from bench.metrics import score_all
@@ -44,7 +44,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device")
+        from bench.task import BadInputError  # bad input, not a crash: the command line exits 2 on one line
+
+        raise BadInputError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu or auto")
     return torch.device(name)
 
 
@@ -99,7 +101,8 @@ def base_row(task: Task, dataset: Dataset, cell: Cell, source_hash: str) -> dict
         "method": cell.method.display, "method_name": cell.method.name, "method_params": dict(cell.method.params),
         "method_source_hash": source_hash, "n_anchors": cell.n_anchors, "seed": cell.seed,
         "anchor_ids_hash": None, "status": "ok", "error": None, "metrics": {}, "unavailable": {},
-        "fit_seconds": None, "fit_cells": None, "transform_seconds": None, "device": None, "versions": versions, "git_commit": commit,
+        "fit_seconds": None, "fit_cells": None, "transform_seconds": None, "device": None, "isolation": "in-process",
+        "versions": versions, "git_commit": commit,
     }
 
 
@@ -204,6 +207,12 @@ def batches(pending: list[tuple[Cell, dict[str, Any]]], registry) -> list[list[t
     return [group[start:start + MAX_BATCH] for group in groups.values() for start in range(0, len(group), MAX_BATCH)]
 
 
+def placed(job: Job | MergeJob, folders: dict[str, str]) -> Job | MergeJob:
+    """The job, told its plug-in's folder: the one folder a sandboxed worker lets it read."""
+    job.folder = folders.get(job.plugin)
+    return job
+
+
 def finish_row(context: TaskContext, cell: Cell, row: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
     row.update(fit_seconds=outcome.fit_seconds, fit_cells=outcome.fit_cells, transform_seconds=outcome.transform_seconds)
     if outcome.error is not None:
@@ -253,11 +262,15 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
     else:
         make, finish = stitching_steps(task, dataset, device, store, done[NATIVE], pending)
         grouped = batches(pending, registry)
-    jobs = (make(batch, limits) for batch in grouped)  # lazy: one job's tensors at a time
+    folders = {m.name: str(registry.get(m.name).folder) for m in task.methods if registry.get(m.name).folder}
+    isolation = getattr(executor, "isolation", "in-process")
+    for _, row in pending:
+        row["isolation"] = isolation  # what the method ran under (bench/sandbox.py); the leaderboard shows it
+    jobs = (placed(make(batch, limits), folders) for batch in grouped)  # lazy: one job's tensors at a time
     buffer: list[dict[str, Any]] = []
     flushed = time.monotonic()
     bar = tqdm(total=len(pending), desc=task.name, unit="cell", disable=not progress or not pending, dynamic_ncols=True)
-    for index, outcomes in executor.run(jobs):
+    for index, outcomes in executor.run(jobs, sorted(set(folders.values()))):
         for (cell, row), outcome in zip(grouped[index], outcomes, strict=True):
             row = finish(cell, row, outcome)
             summary.run += 1

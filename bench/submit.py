@@ -25,7 +25,7 @@ from bench.ranking import Ranking, empty_cells, normalised_cells, rank
 from bench.task import Task
 
 CARD_FIELDS = ("title", "authors", "paper", "license", "description")
-EXIT_FAILED = 1
+EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 
 
 def check_card(folder: Path) -> list[str]:
@@ -51,28 +51,51 @@ def check_card(folder: Path) -> list[str]:
 
 
 def submit(folder: Path, results: Path, task_names: list[str] | None = None, device: str = "auto",
-           progress: bool = True, echo: Callable[[str], None] = print) -> int:
-    """Run the four steps; return the exit code (0 when everything passed and every cell scored)."""
-    from bench.checks import resolve_method, run_checks
-    from bench.method import SubmissionError
-    from bench.executors import ProcessExecutor
-    from bench.results import ResultStore
-    from bench.runner import Summary, resolve_device, run_task
-    from bench.task import check_against_data, discover_tasks, find_task
+           progress: bool = True, echo: Callable[[str], None] = print, sandboxed: bool = True) -> int:
+    """Run the four steps; return the exit code (0 when everything passed and every cell scored).
+
+    The submission's code runs only in workers (bench/sandbox.py), sandboxed unless sandboxed=False
+    (--no-sandbox, where the sandbox cannot be set up: the report and every row then say so)."""
+    from bench.method import import_folders_with
+    from bench.sandbox import Isolated, unavailable_reason
 
     folder = Path(folder)
     problems = check_card(folder)
     echo("FAIL  card\n" + "\n".join(f"      {p}" for p in problems) if problems else "PASS  card")
     if problems:
         return EXIT_FAILED
+    if sandboxed and (reason := unavailable_reason()) is not None:
+        echo(f"FAIL  sandbox: it cannot be set up here ({reason}); no rankable report without it. "
+             "Pass --no-sandbox to run unconfined (the report and rows are then marked as not sandboxed).")
+        return EXIT_BAD_INPUT
+
+    isolated = Isolated(sandboxed=sandboxed)
+    import_folders_with(isolated.importer)  # other plug-in folders too are imported in workers only
+    try:
+        return _checked_and_run(folder, results, task_names, device, progress, echo, isolated)
+    finally:
+        import_folders_with(None)
+        isolated.close()
+
+
+def _checked_and_run(folder: Path, results: Path, task_names: list[str] | None, device: str, progress: bool,
+                     echo: Callable[[str], None], isolated: Any) -> int:
+    from bench.method import SubmissionError
+    from bench.results import ResultStore
+    from bench.runner import Summary, resolve_device, run_task
+    from bench.sandbox import RULE_NAMES, ProcessExecutor
+    from bench.task import check_against_data, discover_tasks, find_task
 
     try:
-        cls = resolve_method(str(folder))
-    except (SubmissionError, ValueError) as error:
+        described, plugin_folder = isolated.resolve(str(folder))
+    except SubmissionError as error:
         echo(f"FAIL  import: {error}")
         return EXIT_FAILED
-    name = cls.method_name
-    checks = run_checks(cls)
+    if described.error is not None:
+        echo(f"FAIL  import: {described.error}")
+        return EXIT_FAILED
+    name = described.name
+    checks = isolated.check(described.family, name, plugin_folder, RULE_NAMES[described.family])
     failed_checks = [c for c in checks if not c.passed]
     echo(f"{'FAIL' if failed_checks else 'PASS'}  conformance: {len(checks) - len(failed_checks)}/{len(checks)} rules passed")
     for check in failed_checks:
@@ -87,10 +110,10 @@ def submit(folder: Path, results: Path, task_names: list[str] | None = None, dev
         echo(f"FAIL  suite: no task runs {name!r} (their `methods` lists name other methods)")
         return EXIT_FAILED
     store, summary, started = ResultStore(results), Summary(), time.perf_counter()
-    executor = ProcessExecutor(folders=[folder])
+    executor = ProcessExecutor(folders=[folder], sandboxed=isolated.sandboxed)
     for task in tasks:
         check_against_data(task)
-        # untrusted code: isolated worker processes with the task's time and memory limits
+        # untrusted code: sandboxed worker processes with the task's time and memory limits
         run_task(task, store, resolve_device(device), summary, method_filter={name}, progress=progress,
                  executor=executor)
     summary.seconds = time.perf_counter() - started
@@ -98,7 +121,11 @@ def submit(folder: Path, results: Path, task_names: list[str] | None = None, dev
 
     report = results / "reports" / f"{name}.md"
     report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(write_report(name, store.rows(), tasks, len(checks)), encoding="utf-8")
+    text = write_report(name, store.rows(), tasks, len(checks))
+    if not isolated.sandboxed:  # said first, where nobody can miss it
+        text = (f"**Not sandboxed**: run with `--no-sandbox`, so nothing confined this submission's code; "
+                f"its rows are marked `isolation: process` and the leaderboard flags them.\n\n{text}")
+    report.write_text(text, encoding="utf-8")
     echo(f"wrote {report}")
     return EXIT_FAILED if summary.failed else 0
 
@@ -108,7 +135,8 @@ def write_report(name: str, rows: list[dict[str, Any]], tasks: list[Task], n_che
     from bench.method import METHODS
 
     by_name = {t.name: t for t in tasks}
-    frame, stale = current_rows(rows, by_name)
+    run_rows = [r for r in rows if r["task"] in by_name]
+    frame, stale = current_rows(run_rows, by_name)  # stale: rows of these tasks from an older version or source
     card = METHODS.get(name).card
     mine = [r for r in rows if r["method_name"] == name and is_current_factory(by_name)(r)]
     labels = sorted({r["method"] for r in mine})
@@ -123,8 +151,7 @@ def write_report(name: str, rows: list[dict[str, Any]], tasks: list[Task], n_che
               "scores are the leaderboard's (`bench/ranking.py`): the main metric at each task's largest anchor count, "
               "normalised to 0 at `absolute` and 1 at `native`, with a 95% bootstrap interval over anchor seeds; "
               "significance is a paired Wilcoxon signed-rank test over common cells, Holm-corrected."])]
-    if stale:
-        blocks.append(Para([f"{stale} stale stored results were left out."]))
+    blocks += left_out_blocks(stale, other_tasks=sum(r["status"] == "ok" and r["task"] not in by_name for r in rows))
 
     cells = {t.name: normalised_cells(frame, t) for t in tasks}
     ranked = [c for c in cells.values() if not c.empty]
@@ -170,6 +197,18 @@ def write_report(name: str, rows: list[dict[str, Any]], tasks: list[Task], n_che
                             [[User(r["task"]), User(r["method"]), User(f"{r['source']} → {r['target']}"), str(r["n_anchors"]),
                               str(r["seed"]), User(str(r["error"]))] for r in failed]))
     return to_markdown(blocks)
+
+
+def left_out_blocks(stale: int, other_tasks: int) -> list[Block]:
+    """Scored rows in the store that the report does not use, counted by why: a store shared with the
+    leaderboard holds every task's rows, and those of tasks this submit did not run are not stale."""
+    blocks: list[Block] = []
+    if stale:
+        blocks.append(Para([f"Stale stored results of these tasks, left out (older task version or spec, or changed "
+                            f"method source): {stale}."]))
+    if other_tasks:
+        blocks.append(Para([f"Stored results of tasks this submit did not run (not part of this run): {other_tasks}."]))
+    return blocks
 
 
 def standing_blocks(ranking: Ranking, labels: list[str], scope: str) -> list[Block]:

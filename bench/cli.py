@@ -266,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.method import SubmissionError
     from bench.registry import UnknownNameError
     from bench.results import ResultsFileError
+    from bench.executors import SandboxUnavailable
     from bench.task import BadInputError  # TaskError is one
 
     args = parser().parse_args(argv)
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
 
             resolve_device(args.device)
         return args.func(args)
-    except (BadInputError, UnknownNameError, SubmissionError, ResultsFileError, DatasetUnavailable) as error:
+    except (BadInputError, UnknownNameError, SubmissionError, ResultsFileError, DatasetUnavailable, SandboxUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -21,6 +21,10 @@ from typing import Any, Iterable, Iterator
 
 import torch
 
+class SandboxUnavailable(RuntimeError):
+    """The sandbox of bench/sandbox.py cannot be set up on this machine; the message says why and what to do."""
+
+
 @dataclass
 class Job:
     method: str

@@ -48,7 +48,7 @@ import torch
 from bench.checks import RULES as METHOD_RULES
 from bench.checks import CheckResult
 from bench.merger_checks import RULES as MERGER_RULES
-from bench.executors import Job, LocalExecutor, MergeJob, Outcome, failed
+from bench.executors import Job, LocalExecutor, MergeJob, Outcome, SandboxUnavailable, failed
 from bench.merging import MERGERS, Merger
 from bench.method import METHODS, Method, MethodInfo, SubmissionError, read_card
 
@@ -58,10 +58,6 @@ START_SECONDS = 120.0  # a worker imports torch and the harness once; a cold dis
 TMP_BYTES = 2 * 2**30  # the private /tmp (RAM-backed): a job's scratch space
 PASSED_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
 BENCH_ROOT = Path(__file__).resolve().parent.parent  # the folder holding the bench package
-
-
-class SandboxUnavailable(RuntimeError):
-    """The sandbox cannot be set up on this machine; the message says why and what to do."""
 
 
 @dataclass

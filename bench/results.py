@@ -4,6 +4,10 @@ A row carries everything needed to reproduce and rank the cell (see ROW_FIELDS).
 upserts by cell key, done under an exclusive lock by rewriting the file to a temporary name and
 renaming it over the old one: a run killed at any moment leaves the old file or the new one,
 never half of one, and two runs writing to one directory lose nothing and duplicate nothing.
+The temporary file a killed writer leaves behind is removed when the store is next opened.
+
+Every row read is checked against FIELD_TYPES: a row that parses but lacks a field or holds a
+wrong type is a ResultsFileError naming file and line, like a corrupt line, never a KeyError later.
 """
 from __future__ import annotations
 
@@ -11,22 +15,64 @@ import fcntl
 import json
 import os
 import re
+import signal
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 SCHEMA_VERSION = 1
 ROW_FIELDS = (
     "schema_version", "task", "task_version", "task_spec_hash", "kind", "dataset", "dataset_hash",
     "source", "target", "method", "method_name", "method_params", "method_source_hash",
     "n_anchors", "seed", "anchor_ids_hash", "status", "error", "metrics", "unavailable",
-    "fit_seconds", "fit_cells", "transform_seconds", "device", "versions", "git_commit",
+    "fit_seconds", "fit_cells", "transform_seconds", "device", "versions", "git_commit", "isolation",
 )
 # fit_cells: how many cells were fitted in one call (Method.fit_many); fit_seconds is then that
-# call's time divided by fit_cells. Rows written before it existed lack it (read: 1).
+# call's time divided by fit_cells. isolation: where the method ran ("sandbox", "process" or
+# "in-process"). Rows written before these fields (or `unavailable`) existed lack them; the store
+# reads them with the defaults in OPTIONAL_DEFAULTS and never writes those defaults back.
 # What identifies a cell: a new task version, spec, method source or params is a new cell.
 KEY_FIELDS = ("task", "task_version", "task_spec_hash", "source", "target", "method", "method_params",
               "method_source_hash", "n_anchors", "seed")
+STATUSES = ("ok", "failed")
+ISOLATIONS = ("sandbox", "process", "in-process")
+
+_NONE = type(None)
+_STR, _INT, _NUM, _DICT = (str,), (int,), (int, float), (dict,)
+# No field takes a boolean: bool is a subclass of int, and `true` is no anchor count (see _is).
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "schema_version": _INT, "task": _STR, "task_version": _INT, "task_spec_hash": _STR, "kind": _STR,
+    "dataset": _STR, "dataset_hash": _STR, "source": _STR, "target": _STR, "method": _STR, "method_name": _STR,
+    "method_params": _DICT, "method_source_hash": _STR, "n_anchors": _INT, "seed": _INT,
+    "anchor_ids_hash": _STR + (_NONE,), "status": _STR, "error": _STR + (_NONE,), "metrics": _DICT,
+    "unavailable": _DICT, "fit_seconds": _NUM + (_NONE,), "fit_cells": _INT + (_NONE,),
+    "transform_seconds": _NUM + (_NONE,), "device": _STR + (_NONE,), "versions": _DICT,
+    "git_commit": _STR + (_NONE,), "isolation": _STR,
+}
+OPTIONAL_DEFAULTS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "unavailable": lambda row: {},
+    "fit_cells": lambda row: None if row["fit_seconds"] is None else 1,  # before fit_many every cell was fitted alone
+    "isolation": lambda row: "in-process",
+}
+_JSON_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", _NONE: "null",
+               list: "a list", dict: "an object"}
+
+TMP_GLOB = "*/.*.jsonl.*.tmp"  # what _replace_file leaves when its process is killed before the rename
+_CHUNK_BYTES = 1 << 16  # a results file is written in chunks of this size (tests make it small)
+
+# Test-only fault injection (tests/test_store_kills.py): with BENCH_TEST_KILL_AT_WRITE=N in its
+# environment, a process SIGKILLs itself right before the Nth system call of its store writes,
+# counted over the whole process. Read once at import; unset, a write point costs one comparison.
+_KILL_AT = int(os.environ.get("BENCH_TEST_KILL_AT_WRITE") or 0)
+_write_points = 0
+
+
+def _kill_point() -> None:
+    global _write_points
+    if _KILL_AT:
+        _write_points += 1
+        if _write_points == _KILL_AT:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 class ResultsFileError(ValueError):
@@ -42,9 +88,113 @@ def _file_name(method: str) -> str:
     return f"{safe}.jsonl"
 
 
+def _json_type(value: Any) -> str:
+    return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+def _is(value: Any, types: tuple[type, ...]) -> bool:
+    # isinstance, not type(): rows being written may hold numpy floats (float subclasses, JSON-safe)
+    return isinstance(value, types) and type(value) is not bool
+
+
+# Speed (about 4,500 rows are read per `bench leaderboard`): the field types of a row form its shape,
+# and a shape already found well formed is not checked field by field again.
+_FIELDS = tuple(FIELD_TYPES)
+_ABSENT = (object(),) * len(_FIELDS)
+_good_shapes: set[tuple[type, ...]] = set()
+_METRIC_TYPES = frozenset({int, float, _NONE})
+
+
+def row_problem(row: Any) -> str | None:
+    """What is wrong with a parsed results row (one line of text), or None when it is well formed."""
+    if not isinstance(row, dict):
+        return f"results row is {_json_type(row)}, not an object"
+    shape = tuple(map(type, map(row.get, _FIELDS, _ABSENT)))
+    if shape not in _good_shapes:
+        problem = _field_problem(row)
+        if problem is not None:
+            return problem
+        _good_shapes.add(shape)
+    if row["status"] not in STATUSES:
+        return f"results row status {row['status']!r} is not one of {', '.join(STATUSES)}"
+    if not _METRIC_TYPES.issuperset(map(type, row["metrics"].values())):
+        bad = next((k for k, v in row["metrics"].items() if not _is(v, _NUM + (_NONE,))), None)
+        if bad is not None:
+            return f"results row metric '{bad}' is {_json_type(row['metrics'][bad])}; expected a number or null"
+    bad = next((k for k, v in row.get("unavailable", {}).items() if type(v) is not str), None)
+    if bad is not None:
+        return f"results row unavailable['{bad}'] is {_json_type(row['unavailable'][bad])}; expected a string"
+    if row.get("isolation", "in-process") not in ISOLATIONS:
+        return f"results row isolation {row['isolation']!r} is not one of {', '.join(ISOLATIONS)}"
+    return None
+
+
+def _field_problem(row: dict[str, Any]) -> str | None:
+    """A missing field or a field of the wrong type, or None."""
+    missing = [f for f in FIELD_TYPES if f not in row and f not in OPTIONAL_DEFAULTS]
+    if missing:
+        return f"results row lacks {', '.join(missing)}"
+    for field, types in FIELD_TYPES.items():
+        if field in row and not _is(row[field], types):
+            # (int, float) reads "a number"
+            expected = " or ".join(_JSON_NAMES[t] for t in types if not (t is int and float in types))
+            return f"results row field '{field}' is {_json_type(row[field])}; expected {expected}"
+    return None
+
+
+def _parse_file(path: Path) -> list[dict[str, Any]]:
+    """The rows of a results file as stored (no defaults filled in), each one checked."""
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ResultsFileError(f"{path}:{number}: corrupt results line ({error.msg}); "
+                                   "fix or delete the file, then rerun `bench run` to recompute its cells") from None
+        problem = row_problem(row)
+        if problem is not None:
+            raise ResultsFileError(f"{path}:{number}: {problem}; "
+                                   "fix or delete the line, then rerun `bench run` to recompute its cell")
+        rows.append(row)
+    return rows
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write data to a temporary name beside path, fsync it and rename it over path: readers and
+    a SIGKILL at any point see the old file or the new one. Each system call is a kill point."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _kill_point()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        try:
+            view = memoryview(data)
+            for start in range(0, len(view), _CHUNK_BYTES):
+                _kill_point()
+                _write_all(fd, view[start:start + _CHUNK_BYTES])
+            _kill_point()
+            os.fsync(fd)
+        finally:
+            _kill_point()
+            os.close(fd)
+        _kill_point()
+        os.replace(tmp, path)
+    except BaseException:
+        _kill_point()
+        tmp.unlink(missing_ok=True)  # a failed write (disk full...) leaves no debris; the old file stands
+        raise
+
+
 class ResultStore:
     def __init__(self, root: Path | str):
         self.root = Path(root)
+        self._remove_stale_tmp()
 
     def path(self, task: str, method: str) -> Path:
         return self.root / task / _file_name(method)
@@ -54,19 +204,12 @@ class ResultStore:
 
     @staticmethod
     def read_file(path: Path) -> list[dict[str, Any]]:
-        rows = []
-        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ResultsFileError(f"{path}:{number}: corrupt results line ({error.msg}); "
-                                       "fix or delete the file, then rerun `bench run` to recompute its cells") from None
-            missing = [f for f in KEY_FIELDS + ("status", "metrics") if f not in row] if isinstance(row, dict) else ["(not an object)"]
-            if missing:
-                raise ResultsFileError(f"{path}:{number}: results row lacks {', '.join(missing)}")
-            rows.append(row)
+        """The rows of one results file, checked, with fields added since a row was written filled in."""
+        rows = _parse_file(path)
+        for row in rows:
+            for field, default in OPTIONAL_DEFAULTS.items():
+                if field not in row:
+                    row[field] = default(row)
         return rows
 
     def rows(self) -> list[dict[str, Any]]:
@@ -88,20 +231,31 @@ class ResultStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def _remove_stale_tmp(self) -> None:
+        """Remove the temporary files of writers killed mid-write. A writer holds the lock for as long
+        as its temporary file exists, so every one seen under the lock is stale, whatever its pid."""
+        if not self.root.is_dir() or next(self.root.glob(TMP_GLOB), None) is None:
+            return  # the usual case: one directory listing per task, no lock taken
+        try:
+            with self._locked():
+                for path in self.root.glob(TMP_GLOB):
+                    path.unlink(missing_ok=True)
+        except PermissionError:  # a read-only store: readers never look at these files, so leave them
+            pass
+
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
         """Upsert rows by cell key (a new row replaces an older one of the same cell)."""
         by_path: dict[Path, list[dict[str, Any]]] = {}
         for row in rows:
+            problem = row_problem(row)
+            if problem is not None:  # a bug in the caller: refuse it before it becomes a file no command reads
+                raise ValueError(f"refusing to store a malformed row ({problem}): {row!r}")
             by_path.setdefault(self.path(row["task"], row["method"]), []).append(row)
         with self._locked():
             for path, new_rows in by_path.items():
-                merged = {cell_key(row): row for row in (self.read_file(path) if path.exists() else [])}
+                # the stored rows as they are: defaults read into old rows are never written back
+                merged = {cell_key(row): row for row in (_parse_file(path) if path.exists() else [])}
                 merged.update((cell_key(row), row) for row in new_rows)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                with open(tmp, "w", encoding="utf-8") as handle:
-                    for key in sorted(merged):
-                        handle.write(json.dumps(merged[key], sort_keys=True) + "\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, path)
+                text = "".join(json.dumps(merged[key], sort_keys=True) + "\n" for key in sorted(merged))
+                _replace_file(path, text.encode("utf-8"))

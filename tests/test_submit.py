@@ -119,3 +119,45 @@ def test_contributing_shows_the_tested_example():
     guide = (REPO / "CONTRIBUTING.md").read_text(encoding="utf-8")
     for name, fence in (("method.py", "python"), ("card.yaml", "yaml")):
         assert f"```{fence}\n{(EXAMPLE / name).read_text(encoding='utf-8')}```" in guide, name
+
+
+def test_report_counts_other_tasks_rows_as_not_part_of_the_run_not_as_stale(tmp_path):
+    """A fresh clone's store holds every default-suite task: a submit run on one task must not call the
+    others' rows stale. Stale is only a row of the run's own tasks with an older version or source."""
+    from bench.submit import write_report
+    from test_ranking import A, B, make_rows, make_task
+
+    ran, other = make_task(tmp_path, "ran-task"), make_task(tmp_path, "other-task")
+    scores = {"absolute": lambda s, t, n, seed: 0.1, "ortho": lambda s, t, n, seed: 0.8 + 0.01 * seed}
+    rows = make_rows(ran, scores, native={A: 0.9, B: 0.95})
+    others = make_rows(other, scores, native={A: 0.9, B: 0.95})
+    outdated = {**rows[-1], "task_version": 0}  # the run's task, an older version of it
+
+    report = write_report("ortho", rows + others + [outdated], [ran], n_checks=12)
+    assert f"Stored results of tasks this submit did not run (not part of this run): {len(others)}." in report
+    assert "(older task version or spec, or changed method source): 1." in report
+    assert "**ortho**: rank " in report.split("## Overall")[1]  # the run's rows are still ranked
+
+    report = write_report("ortho", rows + others, [ran], n_checks=12)
+    assert "stale" not in report.lower() and f"(not part of this run): {len(others)}." in report
+
+
+def test_submit_exits_2_naming_a_malformed_stored_row(registry, tmp_path, capsys):
+    """The submission's own results file (a resubmission) has a row with `"metrics": null`: the suite
+    stops before computing anything, with the file and line, and the row is kept for the user to fix."""
+    import json
+
+    from test_results import row
+
+    results, task_file = tmp_path / "results", tmp_path / "tiny-submit.yaml"
+    task_file.write_text(TINY)
+    store = ResultStore(results)
+    store.write([row(0, method=NAME, task="tiny-submit")])
+    path = store.path("tiny-submit", NAME)
+    path.write_text(json.dumps({**json.loads(path.read_text()), "metrics": None}) + "\n")
+    before = path.read_bytes()
+    assert main(["submit", str(EXAMPLE), "--results", str(results), "--tasks", str(task_file), "--device", "cpu", "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert f"error: {path}:1: results row field 'metrics' is null" in captured.err
+    assert "cells run" not in captured.out and path.read_bytes() == before
+    assert not (results / "reports").exists()

@@ -183,7 +183,8 @@ def current_rows(rows: list[dict[str, Any]], tasks: dict[str, Task]) -> tuple[pd
     is_current = is_current_factory(tasks)
     ok = [r for r in rows if r["status"] == "ok"]
     current = [r for r in ok if is_current(r)]
-    frame = pd.DataFrame([{**{k: r[k] for k in ("task", "source", "target", "method", "method_name", "n_anchors", "seed", "fit_seconds")},
+    frame = pd.DataFrame([{**{k: r[k] for k in ("task", "source", "target", "method", "method_name", "n_anchors", "seed", "fit_seconds",
+                                                "isolation")},
                            **{f"m:{k}": v for k, v in r["metrics"].items()}} for r in current])
     return frame, len(ok) - len(current)
 
@@ -527,6 +528,10 @@ def build(frame: pd.DataFrame, tasks: list[Task], stale: int, failed: Counter, p
     scored = [t for t in tasks if not frame.empty and (frame.task == t.name).any()]
     if not scored:
         return blocks + [Para(["No results yet: run `bench run`."])]
+    unconfined = sorted(set(frame.method[frame.isolation == "process"]))
+    if unconfined:  # bench/sandbox.py: rows of code that ran with --no-sandbox
+        blocks.append(Para([Strong("Not sandboxed"), ": scores of code that ran with `--no-sandbox`, which nothing confined, "
+                            "so they rest on good faith (docs/security.md): "] + [User(", ".join(unconfined))]))
     reasons = reasons or {}
     merging = [t for t in scored if t.spec.kind == "merging"]
     scored = [t for t in scored if t.spec.kind != "merging"]

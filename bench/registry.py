@@ -44,6 +44,10 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is registered twice: {_origin(existing)} and {_origin(obj)}")
         self._entries[name] = obj
 
+    def registered(self, name: str) -> T | None:
+        """The entry registered under `name` so far, without discovering anything; None when there is none."""
+        return self._entries.get(name)
+
     def add_loader(self, loader: Callable[[], None]) -> None:
         self._loaders.append(loader)
 

@@ -298,6 +298,9 @@ def stand_in(described: Described) -> type:
 def register_described(described: Described, folder: Path) -> None:
     """Register a described plug-in under its name, in the runner, with its stand-in class and card."""
     registry = MERGERS if described.family == "merger" else METHODS
+    existing = registry.registered(described.name)
+    if existing is not None and existing.folder == Path(folder).resolve():
+        return  # this process imported the same folder itself before (a test, or the local executor): keep that
     info = MethodInfo(described.name, stand_in(described), Path(folder).resolve(), read_card(Path(folder)), described.error)
     registry.add(described.name, info)
 

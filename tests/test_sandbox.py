@@ -14,8 +14,11 @@ import torch
 
 from bench import sandbox
 from bench.executors import Job
+from bench.leaderboard import render
+from bench.method import METHODS, register_folder
 from bench.results import ResultStore
 from bench.sandbox import Described, ProcessExecutor, ProtocolError, Worker, decode, frame, outcomes_from, stand_in
+from bench.task import load_task
 from support import REPO, SMALL_TASK
 
 needs_sandbox = pytest.mark.skipif(sandbox.unavailable_reason() is not None, reason=f"{sandbox.unavailable_reason()}")
@@ -199,3 +202,11 @@ def test_submit_refuses_without_a_sandbox_unless_told_and_then_marks_everything(
     assert rows and {r["isolation"] for r in rows} == {"process"}
     report = (tmp_path / "r" / "reports" / "similarity-procrustes.md").read_text()
     assert report.startswith("**Not sandboxed**")
+    saved = dict(METHODS._entries)
+    try:
+        register_folder(REPO / "tests" / "fixtures" / "example_submission")  # the task names it
+        board = render(tmp_path / "r", tmp_path / "leaderboard.md", plots=False, tasks=[load_task(task)])
+    finally:
+        METHODS._entries.clear()
+        METHODS._entries.update(saved)
+    assert "**Not sandboxed**: scores of code that ran with `--no-sandbox`" in board and "similarity-procrustes" in board

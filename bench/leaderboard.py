@@ -183,8 +183,8 @@ def current_rows(rows: list[dict[str, Any]], tasks: dict[str, Task]) -> tuple[pd
     is_current = is_current_factory(tasks)
     ok = [r for r in rows if r["status"] == "ok"]
     current = [r for r in ok if is_current(r)]
-    frame = pd.DataFrame([{**{k: r[k] for k in ("task", "source", "target", "method", "method_name", "n_anchors", "seed", "fit_seconds",
-                                                "isolation")},
+    frame = pd.DataFrame([{**{k: r[k] for k in ("task", "source", "target", "method", "method_name", "n_anchors", "seed", "fit_seconds")},
+                           "isolation": r.get("isolation", "in-process"),
                            **{f"m:{k}": v for k, v in r["metrics"].items()}} for r in current])
     return frame, len(ok) - len(current)
 

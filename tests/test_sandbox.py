@@ -202,11 +202,14 @@ def test_submit_refuses_without_a_sandbox_unless_told_and_then_marks_everything(
     assert rows and {r["isolation"] for r in rows} == {"process"}
     report = (tmp_path / "r" / "reports" / "similarity-procrustes.md").read_text()
     assert report.startswith("**Not sandboxed**")
-    saved = dict(METHODS._entries)
+    METHODS.names()  # discover the in-tree submissions first: the registry restored below keeps them
+    saved, modules = dict(METHODS._entries), set(sys.modules)
     try:
         register_folder(REPO / "tests" / "fixtures" / "example_submission")  # the task names it
         board = render(tmp_path / "r", tmp_path / "leaderboard.md", plots=False, tasks=[load_task(task)])
-    finally:
+    finally:  # leave the registry and the imported modules as they were, for the tests after this one
         METHODS._entries.clear()
         METHODS._entries.update(saved)
+        for module in set(sys.modules) - modules:
+            del sys.modules[module]
     assert "**Not sandboxed**: scores of code that ran with `--no-sandbox`" in board and "similarity-procrustes" in board

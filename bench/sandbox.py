@@ -20,6 +20,7 @@ covers, what it does not, and which test checks it.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import io
@@ -104,6 +105,17 @@ def read_request(stream: BinaryIO) -> Any:
         return None
     payload = _read_exact(stream, struct.unpack("<Q", header)[0])
     return None if payload is None else pickle.loads(payload)
+
+
+def on_host(request: Any) -> Any:
+    """The request with its tensors in host memory: unpickling a CUDA tensor would initialise CUDA in
+    the template, and a CUDA context does not survive fork. The child moves them to the job's device."""
+    if not isinstance(request, (Job, MergeJob)):
+        return request
+    tensors = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)
+               if isinstance(getattr(request, f.name), (torch.Tensor, list))}
+    return dataclasses.replace(request, **{name: value.cpu() if isinstance(value, torch.Tensor) else [t.cpu() for t in value]
+                                           for name, value in tensors.items()})
 
 
 def result_limit(request: Any) -> int:
@@ -435,7 +447,7 @@ class Worker:
         return self.fileno()
 
     def send(self, request: Any) -> None:
-        self.process.stdin.write(frame(pickle.dumps(request)))
+        self.process.stdin.write(frame(pickle.dumps(on_host(request))))
         self.process.stdin.flush()
 
     def receive(self, limit: int) -> tuple[dict[str, Any], list[np.ndarray]]:

@@ -115,15 +115,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from bench.method import SubmissionError
+    from bench.method import import_folders_with
     from bench.sandbox import RULE_NAMES, Isolated, require_sandbox
 
     if not args.no_sandbox:
         require_sandbox()
     isolated = Isolated(sandboxed=not args.no_sandbox, rule_seconds=args.time_limit)
+    import_folders_with(isolated.importer)  # a name is looked up among folders described in workers, never imported here
     try:
         described, folder = isolated.resolve(args.method)
     finally:
+        import_folders_with(None)
         isolated.close()
     if described.error is not None:
         print(f"FAIL  import: {described.error}")

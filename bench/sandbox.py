@@ -27,6 +27,7 @@ import io
 import json
 import os
 import pickle
+import re
 import select
 import shutil
 import signal
@@ -55,6 +56,7 @@ from bench.method import METHODS, Method, MethodInfo, SubmissionError, read_card
 
 Isolation = Literal["sandbox", "process", "in-process"]
 READY = b"latent-bench worker ready\n"
+NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")  # what register_method accepts
 START_SECONDS = 120.0  # a worker imports torch and the harness once; a cold disk can take a while
 TMP_BYTES = 2 * 2**30  # the private /tmp (RAM-backed): a job's scratch space
 PASSED_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
@@ -180,12 +182,27 @@ def decode(payload: bytes) -> tuple[dict[str, Any], list[np.ndarray]]:
         raise ProtocolError("an empty result")
     try:
         header = json.loads(parts[0])
-        arrays = [np.load(io.BytesIO(blob), allow_pickle=False) for blob in parts[1:]]
-    except (ValueError, UnicodeDecodeError, OSError) as error:
+        arrays = [_array(blob) for blob in parts[1:]]
+    except ProtocolError:
+        raise
+    except Exception as error:  # whatever crafted bytes provoke (deep nesting: RecursionError, ...) fails the job only
         raise ProtocolError(f"an unreadable result ({type(error).__name__})") from None
     if not isinstance(header, dict) or not isinstance(header.get("kind"), str):
         raise ProtocolError("a result without a kind")
     return header, arrays
+
+
+def _array(blob: bytes) -> np.ndarray:
+    """A .npy blob whose header promises exactly the bytes that follow (numpy would allocate the
+    promised shape before finding out), of a plain numeric dtype."""
+    stream = io.BytesIO(blob)
+    version = np.lib.format.read_magic(stream)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read_header(stream)
+    if dtype.hasobject or dtype.fields is not None or int(np.prod(shape, dtype=object)) * dtype.itemsize != len(blob) - stream.tell():
+        raise ProtocolError("an array whose header does not match its data")
+    stream.seek(0)
+    return np.load(stream, allow_pickle=False)
 
 
 def _number(value: Any, what: str) -> float | None:
@@ -307,28 +324,66 @@ def stand_in(described: Described) -> type:
     return type(f"StandIn[{described.name}]", (Merger if described.family == "merger" else Method,), namespace)
 
 
-def register_described(described: Described, folder: Path) -> None:
-    """Register a described plug-in under its name, in the runner, with its stand-in class and card."""
-    registry = MERGERS if described.family == "merger" else METHODS
+def register_described(described: Described, folder: Path) -> str:
+    """Register a described plug-in under its name, in the runner, with its stand-in class and card;
+    return the name it is registered under. A name another folder has taken already makes this
+    folder a broken plug-in under its own folder name, as importing both in one process would."""
+    registry, folder = (MERGERS if described.family == "merger" else METHODS), Path(folder).resolve()
     existing = registry.registered(described.name)
-    if existing is not None and existing.folder == Path(folder).resolve():
-        return  # this process imported the same folder itself before (a test, or the local executor): keep that
-    info = MethodInfo(described.name, stand_in(described), Path(folder).resolve(), read_card(Path(folder)), described.error)
-    registry.add(described.name, info)
+    if existing is not None and existing.folder == folder:
+        return described.name  # this process imported the same folder itself before (a test, or the local executor)
+    if existing is not None:
+        error = f"{folder}: registers {described.name!r}, which {existing.folder or existing.origin} registers already"
+        described = Described(described.family, folder.name, error, [], False, False)
+        if registry.registered(folder.name) is not None:
+            return folder.name
+    registry.add(described.name, MethodInfo(described.name, stand_in(described), folder, read_card(folder), described.error))
+    return described.name
 
 
 def descriptions_from(header: dict[str, Any], folder: Path) -> list[Described]:
+    """The plug-ins a worker described, each checked against the closed vocabulary of
+    describe_parameters; a malformed one is a broken plug-in, never an exception in the runner."""
     if header["kind"] == "error":
-        return [Described("method", folder.name, str(header.get("error")), [], False, False)]
+        return [Described("method", folder.name, str(header.get("error"))[:2000], [], False, False)]
     plugins = header.get("plugins")
     if header["kind"] != "described" or not isinstance(plugins, list):
         raise ProtocolError("expected a description")
-    try:
-        return [Described(p["family"] if p["family"] in ("method", "merger") else "method", str(p["name"]),
-                          None if p["error"] is None else str(p["error"]), list(p["params"]), bool(p["takes_seed"]),
-                          bool(p["batches"])) for p in plugins]
-    except (KeyError, TypeError) as error:
-        raise ProtocolError(f"a malformed description ({error})") from None
+    described = []
+    for plugin in plugins:
+        try:
+            described.append(_described(plugin))
+        except (ProtocolError, KeyError, TypeError, ValueError) as error:
+            return [Described("method", folder.name, f"protocol: the worker described its plug-ins malformedly ({error})",
+                              [], False, False)]
+    return described
+
+
+def _described(plugin: Any) -> Described:
+    if not isinstance(plugin, dict) or plugin.get("family") not in ("method", "merger") or not isinstance(plugin.get("name"), str):
+        raise ProtocolError("a plug-in without a family or a name")
+    if not NAME.fullmatch(plugin["name"]):
+        raise ProtocolError(f"plug-in name {plugin['name'][:80]!r} is not lowercase letters, digits, '-', '_' or '.'")
+    if not isinstance(plugin.get("params"), list) or not all(isinstance(plugin.get(k), bool) for k in ("takes_seed", "batches")):
+        raise ProtocolError("a plug-in without parameters or flags")
+    error = plugin.get("error")
+    return Described(plugin["family"], plugin["name"], None if error is None else str(error)[:2000],
+                     [_parameter(p) for p in plugin["params"]], plugin["takes_seed"], plugin["batches"])
+
+
+SCALARS = (bool, int, float, str, type(None))
+
+
+def _parameter(p: Any) -> dict[str, Any]:
+    kind = p.get("type") if isinstance(p, dict) else None
+    if not (isinstance(p, dict) and isinstance(p.get("name"), str) and p["name"].isidentifier() and p["name"] != "self"
+            and isinstance(p.get("default"), SCALARS) and isinstance(p.get("has_default"), bool) and isinstance(kind, dict)
+            and kind.get("kind") in ("bool", "int", "float", "str", "any", "choice") and isinstance(kind.get("nullable"), bool)
+            and (kind.get("choices") is None or (isinstance(kind["choices"], list)
+                                                 and all(isinstance(c, SCALARS[:4]) for c in kind["choices"])))):
+        raise ProtocolError("a malformed parameter")
+    return {"name": p["name"], "default": p["default"], "has_default": p["has_default"],
+            "type": {"kind": kind["kind"], "choices": kind.get("choices"), "nullable": kind["nullable"]}}
 
 
 # ----------------------------------------------------------------------------- the sandbox
@@ -520,9 +575,9 @@ def job_outcomes(worker: Worker, job: Job | MergeJob) -> list[Outcome]:
         worker.kill()
         return failed(job, "crash: the worker process died while running the method (killed by a signal); "
                            "a method must not exit the interpreter or kill its worker")
-    except ProtocolError as error:
+    except Exception as error:  # ProtocolError, or anything else a crafted result provokes: the job's failure only
         worker.kill()
-        return failed(job, f"protocol: the worker sent {error}")
+        return failed(job, f"protocol: the worker sent {error if isinstance(error, ProtocolError) else type(error).__name__}")
 
 
 class ProcessExecutor:
@@ -681,14 +736,14 @@ class Isolated:
         request = DescribeJob(str(folder), self.rule_seconds, self.memory_mb)
         try:
             result = worker.call(request, request.time_limit)
-        except (EOFError, ProtocolError) as error:
+            if result is None:
+                return [Described("method", folder.name, f"time limit: importing took longer than {self.rule_seconds:g} s",
+                                  [], False, False)]
+            return descriptions_from(result[0], folder)
+        except Exception as error:  # EOFError (the worker died), ProtocolError, or what a crafted result provokes
             worker.kill()
-            return [Described("method", folder.name, f"crash: the worker died while importing ({type(error).__name__})",
+            return [Described("method", folder.name, f"crash: the worker failed while importing ({type(error).__name__})",
                               [], False, False)]
-        if result is None:
-            return [Described("method", folder.name, f"time limit: importing took longer than {self.rule_seconds:g} s",
-                              [], False, False)]
-        return descriptions_from(result[0], folder)
 
     def close(self) -> None:
         for worker in self.workers.values():
@@ -714,7 +769,7 @@ class Isolated:
                                                                 "the worker was killed"))
                     else:
                         results.append(_check_result(result[0], rule))
-                except (EOFError, ProtocolError) as error:
+                except Exception as error:  # EOFError (the worker died), ProtocolError, or what a crafted result provokes
                     worker.kill()
                     results.append(CheckResult(rule, False, f"crash: the worker died during the rule ({type(error).__name__})"))
                 if not worker.alive():
@@ -732,8 +787,9 @@ class Isolated:
             if len(described) != 1:
                 found = ", ".join(d.name for d in described) or "none"
                 raise SubmissionError(f"{path} must register exactly one method or merger, found: {found}")
-            register_described(described[0], path)
-            return described[0], str(path.resolve())
+            name = register_described(described[0], path)
+            info = (MERGERS if described[0].family == "merger" else METHODS).get(name)
+            return dataclasses.replace(described[0], name=name, error=info.error), str(path.resolve())
         if path.exists() or "/" in name_or_path or "\\" in name_or_path:
             raise SubmissionError(f"{name_or_path!r} is not a submission folder")
         family, registry = ("merger", MERGERS) if name_or_path in MERGERS else ("method", METHODS)
@@ -742,12 +798,8 @@ class Isolated:
 
     def importer(self, folder: Path, registry: Any) -> list[str]:
         """For bench.method.import_folders_with: describe in a worker, register stand-ins here."""
-        names = []
-        for described in self.describe(folder):
-            register_described(described, folder)
-            if (registry is MERGERS) == (described.family == "merger"):
-                names.append(described.name)
-        return names
+        return [register_described(described, folder) for described in self.describe(folder)
+                if (registry is MERGERS) == (described.family == "merger")]
 
 
 RULE_NAMES = {"method": [rule for rule, _ in METHOD_RULES], "merger": [rule for rule, _ in MERGER_RULES]}

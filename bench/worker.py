@@ -38,6 +38,7 @@ from bench.merging import MERGERS, UnimportableMerger
 from bench.method import METHODS, SubmissionError, Unimportable, fits_in_batches, load_submission, register_folder, takes_seed
 
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
+CLONE_NEWUSER, CLONE_NEWIPC = 0x10000000, 0x08000000
 FAMILIES = {"method": (METHODS, Unimportable, METHOD_RULES), "merger": (MERGERS, UnimportableMerger, MERGER_RULES)}
 
 
@@ -59,6 +60,10 @@ def _confine(request: Any, job_dir: Path, landlock_roots: list[str]) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if landlock_roots:
+        # its own IPC namespace (inside a user namespace of its own, which needs no privilege): SysV
+        # shared memory, semaphores and message queues die with the job instead of reaching the next one
+        if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWUSER | CLONE_NEWIPC) != 0:
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER | CLONE_NEWIPC) failed")
         import landlock
 
         ruleset = landlock.Ruleset()
@@ -163,23 +168,40 @@ def _descendants() -> list[int]:
     return found
 
 
-def _kill_descendants() -> None:
-    for _ in range(100):  # a process that keeps forking is outrun by repeated sweeps
-        alive = _descendants()
-        if not alive:
-            return
-        for pid in alive:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline:
-            try:
-                if os.waitpid(-1, os.WNOHANG) == (0, 0):
-                    time.sleep(0.01)
-            except ChildProcessError:
+def _kill_descendants(sandboxed: bool) -> None:
+    """Kill everything a job left running. In the sandbox's PID namespace every other process is the
+    job's, so kill(-1) takes them all at once (a process that keeps forking cannot outrun it);
+    outside, descendants are swept until none is left, and a worker that cannot get rid of them exits."""
+    if sandboxed:
+        try:
+            os.kill(-1, signal.SIGKILL)  # every process of the namespace but its init and this one
+        except ProcessLookupError:
+            pass
+    else:
+        for _ in range(100):
+            alive = _descendants()
+            if not alive:
                 break
+            for pid in alive:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            _reap()
+        else:
+            sys.exit("worker: a job left processes that could not be killed; stopping this worker")
+    _reap()
+
+
+def _reap() -> None:
+    """Collect the killed (they come back here: the template is a subreaper), for at most a second."""
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(-1, os.WNOHANG) == (0, 0):
+                time.sleep(0.01)
+        except ChildProcessError:
+            return
 
 
 def _run(request: Any, landlock_roots: list[str], threads: int, limit: int) -> bytes:
@@ -200,7 +222,7 @@ def _run(request: Any, landlock_roots: list[str], threads: int, limit: int) -> b
                 break
             chunks.append(chunk)
     _, status = os.waitpid(pid, 0)
-    _kill_descendants()
+    _kill_descendants(sandboxed=bool(landlock_roots))
     log_tail = _tail(job_dir / "output.log")
     shutil.rmtree(job_dir, ignore_errors=True)
     if os.WIFSIGNALED(status) or not chunks:

@@ -75,6 +75,43 @@ def test_outputs_are_checked_again_in_the_runner(array, problem):
     assert good[0].translated.shape == (5, 4) and good[0].error is None
 
 
+def test_an_array_header_that_promises_more_than_it_holds_is_refused_before_allocation():
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros(4, np.float32), allow_pickle=False)
+    blob = buffer.getvalue().replace(b"(4,)", b"(1099511627776,)")  # 2**40 floats promised, 16 bytes given
+    with pytest.raises(ProtocolError, match="header does not match"):
+        decode(frame(json.dumps({"kind": "outcomes"}).encode()) + frame(blob))
+    deep = b"[" * 200_000 + b"]" * 200_000  # json.loads recurses: the error is the job's, not the runner's
+    with pytest.raises(ProtocolError):
+        decode(frame(deep))
+
+
+@pytest.mark.parametrize("plugin", [
+    "not a dict",
+    {"family": "method", "name": "Bad Name", "error": None, "params": [], "takes_seed": False, "batches": False},
+    {"family": "method", "name": "ok", "error": None, "params": ["not a dict"], "takes_seed": False, "batches": False},
+    {"family": "method", "name": "ok", "error": None, "takes_seed": False, "batches": False,
+     "params": [{"name": "import os", "default": 1, "has_default": True, "type": {"kind": "int", "choices": None, "nullable": False}}]},
+    {"family": "method", "name": "ok", "error": None, "takes_seed": False, "batches": False,
+     "params": [{"name": "a", "default": [1], "has_default": True, "type": {"kind": "int", "choices": None, "nullable": False}}]},
+    {"family": "method", "name": "ok", "error": None, "takes_seed": False, "batches": False,
+     "params": [{"name": "a", "default": 1, "has_default": True, "type": {"kind": "Callable", "choices": None, "nullable": False}}]},
+])
+def test_a_malformed_description_makes_a_broken_plugin_not_an_error(plugin, tmp_path):
+    described = sandbox.descriptions_from({"kind": "described", "plugins": [plugin]}, tmp_path / "folder")
+    assert len(described) == 1 and described[0].name == "folder" and described[0].error.startswith("protocol:")
+
+
+def test_a_name_another_folder_registered_makes_the_newcomer_broken(tmp_path, monkeypatch):
+    monkeypatch.setattr(METHODS, "_entries", dict(METHODS._entries))
+    honest = Described("method", "taken-name", None, [], False, False)
+    assert sandbox.register_described(honest, tmp_path / "honest") == "taken-name"
+    assert sandbox.register_described(honest, tmp_path / "honest") == "taken-name"  # the same folder again: no conflict
+    name = sandbox.register_described(honest, tmp_path / "thief")
+    assert name == "thief" and "registers 'taken-name'" in METHODS.registered("thief").error
+    assert METHODS.registered("taken-name").folder == (tmp_path / "honest").resolve()
+
+
 def test_a_reported_time_must_be_a_non_negative_number():
     header = {"kind": "outcomes", "outcomes": [{"error": "x", "fit_seconds": -1, "fit_cells": 1, "translated": False}]}
     with pytest.raises(ProtocolError, match="fit_seconds"):
@@ -127,6 +164,25 @@ def test_every_job_starts_from_a_fresh_process_with_an_empty_folder(tmp_path):
     outcomes = run_jobs(folder, "stateful", 3)
     assert [o.error for o in outcomes] == [None] * 3
     assert [float(o.translated[0, 0]) for o in outcomes] == [1.0, 1.0, 1.0]  # first fit, no file, every time
+
+
+@needs_sandbox
+def test_sysv_shared_memory_does_not_reach_the_next_job(tmp_path):
+    folder = write_method(tmp_path / "shm", "shm", """\
+    def fit(self, X, Y):
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        existed = libc.shmget(0x1a7e, 0, 0) >= 0  # a segment an earlier job left behind
+        libc.shmget(0x1a7e, 4096, 0o1000 | 0o600)  # IPC_CREAT: leave one for the next job
+        self.existed_ = float(existed)
+        return self
+
+    def transform(self, X):
+        return torch.full((X.shape[0], 4), self.existed_)
+""")
+    outcomes = run_jobs(folder, "shm", 2)
+    assert [o.error for o in outcomes] == [None, None]
+    assert [float(o.translated[0, 0]) for o in outcomes] == [0.0, 0.0]
 
 
 @needs_sandbox

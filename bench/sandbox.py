@@ -755,12 +755,14 @@ class Isolated:
         """Each rule in a fresh child with a time limit; after a rule runs out of time the rest are
         not run (a method that hangs in one rule would hang in most), so the command ends."""
         results: list[CheckResult] = []
-        worker = Worker(self.sandboxed, [folder] if folder else []).start()
+        worker: Worker | None = None
         try:
             for rule in rules:
-                if results and results[-1].message.startswith("time limit"):
+                if any(r.message.startswith("time limit") for r in results):
                     results.append(CheckResult(rule, False, "not run: an earlier rule ran out of time"))
                     continue
+                if worker is None or not worker.alive():  # started when needed: a crash or a deadline killed the last
+                    worker = Worker(self.sandboxed, [folder] if folder else []).start()
                 request = CheckJob(family, name, folder, rule, params, self.rule_seconds, self.memory_mb)
                 try:
                     result = worker.call(request, self.rule_seconds)
@@ -772,12 +774,10 @@ class Isolated:
                 except Exception as error:  # EOFError (the worker died), ProtocolError, or what a crafted result provokes
                     worker.kill()
                     results.append(CheckResult(rule, False, f"crash: the worker died during the rule ({type(error).__name__})"))
-                if not worker.alive():
-                    worker = Worker(self.sandboxed, [folder] if folder else []).start()
         finally:
-            worker.kill()
+            if worker is not None:
+                worker.kill()
         return results
-
 
     def resolve(self, name_or_path: str) -> tuple[Described, str | None]:
         """A plug-in by folder (described in a worker, never imported here) or by registered name."""

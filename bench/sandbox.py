@@ -44,6 +44,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator, Literal
 
+import landlock
 import numpy as np
 import torch
 
@@ -221,7 +222,7 @@ def outcomes_from(header: dict[str, Any], arrays: list[np.ndarray], cells: int, 
     if header["kind"] != "outcomes" or not isinstance(items, list) or len(items) != cells:
         raise ProtocolError(f"expected {cells} outcomes")
     outcomes, pending = [], iter(arrays)
-    for item, (rows, dim) in zip(items, shapes):
+    for item, (rows, dim) in zip(items, shapes, strict=True):
         if not isinstance(item, dict):
             raise ProtocolError("an outcome is not an object")
         fit_cells = item.get("fit_cells", 1)
@@ -397,8 +398,6 @@ def unavailable_reason() -> str | None:
     if shutil.which("bwrap") is None:
         return "bubblewrap is not installed (Debian: apt-get install bubblewrap)"
     try:
-        import landlock
-
         abi = landlock.landlock_abi_version()
     except Exception as error:  # an old kernel, Landlock disabled, or the package missing
         return f"Landlock is not available ({type(error).__name__}: {error})"
@@ -493,13 +492,6 @@ class Worker:
             lines = self.log.read().decode(errors="replace").strip().splitlines()
             raise RuntimeError(f"a worker process could not start: {lines[-1] if lines else 'no output'}")
         return self
-
-    def fileno(self) -> int:  # for multiprocessing.connection.wait
-        return self.process.stdout.fileno()
-
-    @property
-    def sentinel(self) -> int:
-        return self.fileno()
 
     def send(self, request: Any) -> None:
         self.process.stdin.write(frame(pickle.dumps(on_host(request))))

@@ -24,6 +24,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import landlock
 import numpy  # noqa: F401  (pre-imported: every child starts with it loaded)
 import scipy.linalg  # noqa: F401
 import sklearn.linear_model  # noqa: F401
@@ -64,8 +65,6 @@ def _confine(request: Any, job_dir: Path, landlock_roots: list[str]) -> None:
         # shared memory, semaphores and message queues die with the job instead of reaching the next one
         if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWUSER | CLONE_NEWIPC) != 0:
             raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER | CLONE_NEWIPC) failed")
-        import landlock
-
         ruleset = landlock.Ruleset()
         read_file = landlock.FSAccess.EXECUTE | landlock.FSAccess.READ_FILE
         readable = read_file | landlock.FSAccess.READ_DIR

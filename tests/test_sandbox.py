@@ -17,7 +17,7 @@ from bench.executors import Job
 from bench.leaderboard import render
 from bench.method import METHODS, register_folder
 from bench.results import ResultStore
-from bench.sandbox import Described, ProcessExecutor, ProtocolError, Worker, decode, frame, outcomes_from, stand_in
+from bench.sandbox import Described, ProcessExecutor, ProtocolError, decode, frame, outcomes_from, stand_in
 from bench.task import load_task
 from support import REPO, SMALL_TASK
 

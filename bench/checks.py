@@ -343,26 +343,32 @@ def _equal_params(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a.keys() == b.keys() and all(a[k] is b[k] or _equal(a[k], b[k]) for k in a)
 
 
-RULES: list[tuple[str, Callable[..., str | None]]] = [
-    ("params_roundtrip", check_params_roundtrip),
-    ("not_fitted", check_not_fitted),
-    ("fit_returns_self", check_fit_returns_self),
-    ("output_shape", check_output_shape),
-    ("output_finite", check_output_finite),
-    ("inputs_unchanged", check_inputs_unchanged),
-    ("rows_independent", check_rows_independent),
-    ("output_type", check_output_type),
-    ("seed_reproducible", check_seed_reproducible),
-    ("pickle_roundtrip", check_pickle_roundtrip),
-    ("beats_floor", check_beats_floor),
-    ("fit_many", check_fit_many),
-    ("fit_independent", check_fit_independent),
-    ("transform_independent", check_transform_independent),
-]
+Rule = Callable[..., str | None]  # check_<rule>(cls, params=None) -> an optional note
+
+
+def named_rules(*checks: Rule) -> list[tuple[str, Rule]]:
+    """(rule id, function) pairs in the given order (the order `bench check` prints); a rule's id
+    is its function's name without the `check_` prefix."""
+    pairs = []
+    for check in checks:
+        name = check.__name__
+        if not name.startswith("check_"):
+            raise ValueError(f"a rule's function is named check_<rule>, not {name!r}")
+        pairs.append((name.removeprefix("check_"), check))
+    if len({name for name, _ in pairs}) != len(pairs):
+        raise ValueError("two rules share a name")
+    return pairs
+
+
+RULES: list[tuple[str, Rule]] = named_rules(
+    check_params_roundtrip, check_not_fitted, check_fit_returns_self, check_output_shape, check_output_finite,
+    check_inputs_unchanged, check_rows_independent, check_output_type, check_seed_reproducible, check_pickle_roundtrip,
+    check_beats_floor, check_fit_many, check_fit_independent, check_transform_independent,
+)
 
 
 def run_checks(method_cls: type, params: dict[str, Any] | None = None,
-               rules: list[tuple[str, Callable[..., str | None]]] | None = None) -> list[CheckResult]:
+               rules: list[tuple[str, Rule]] | None = None) -> list[CheckResult]:
     """Run every rule (RULES, or bench.merger_checks.RULES for a merger); a rule that raises
     anything (a crash in fit included) is a failed rule."""
     results = []

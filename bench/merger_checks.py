@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from bench.checks import CheckResult, _tensor, max_difference, same_output, check_params_roundtrip, run_checks
+from bench.checks import CheckResult, Rule, _tensor, check_params_roundtrip, max_difference, named_rules, run_checks, same_output
 from bench.merging import MERGERS
 from bench.method import load_submission
 
@@ -106,17 +106,10 @@ def check_pickle_roundtrip(merger_cls: type, params: dict[str, Any] | None = Non
     assert same_output(a, b), f"a pickled and restored merger merges differently ({max_difference(a, b)})"
 
 
-RULES: list[tuple[str, Callable[..., str | None]]] = [
-    ("params_roundtrip", check_params_roundtrip),
-    ("fit_returns_self", check_fit_returns_self),
-    ("output_type", check_output_type),
-    ("output_shape", check_output_shape),
-    ("output_finite", check_output_finite),
-    ("inputs_unchanged", check_inputs_unchanged),
-    ("rows_independent", check_rows_independent),
-    ("deterministic", check_deterministic),
-    ("pickle_roundtrip", check_pickle_roundtrip),
-]
+RULES: list[tuple[str, Rule]] = named_rules(
+    check_params_roundtrip, check_fit_returns_self, check_output_type, check_output_shape, check_output_finite,
+    check_inputs_unchanged, check_rows_independent, check_deterministic, check_pickle_roundtrip,
+)
 
 
 def run_merger_checks(merger_cls: type, params: dict[str, Any] | None = None) -> list[CheckResult]:

@@ -405,7 +405,7 @@ def resolve_method(name_or_path: str) -> type:
         if len(names) != 1:
             found = ", ".join(names) or "none"
             raise ValueError(f"{path} must register exactly one method with @register_method, found: {found}")
-        return METHODS._entries[names[0]].cls  # not get_method: that would import every submission
+        return METHODS.registered(names[0]).cls  # not get_method: that would import every submission
     if path.exists() or "/" in name_or_path or "\\" in name_or_path:
         raise ValueError(f"{name_or_path!r} is not a submission folder")
     return get_method(name_or_path).cls

@@ -121,5 +121,5 @@ def resolve_merger(name_or_path: str) -> type | None:
     path = Path(name_or_path)
     if path.is_dir():
         names = load_submission(path, MERGERS)
-        return MERGERS._entries[names[0]].cls if len(names) == 1 else None
+        return MERGERS.registered(names[0]).cls if len(names) == 1 else None
     return MERGERS.get(name_or_path).cls if name_or_path in MERGERS else None

@@ -146,10 +146,10 @@ def load_submission(folder: Path, registry: Registry | None = None) -> list[str]
     finally:
         _loading_folder = None
     # by folder, not by difference: a folder imported before (e.g. by discovery) still reports its names
-    added = sorted(name for name, info in registry._entries.items() if info.folder == folder)
+    added = sorted(name for name, info in registry.loaded().items() if info.folder == folder)
     card = read_card(folder)
     for name in added:
-        registry._entries[name].card = card
+        registry.update(name, card=card)
     return added
 
 
@@ -187,7 +187,7 @@ def register_folder(folder: Path, registry: Registry | None = None, stand_in: ty
     try:
         return load_submission(folder, registry)
     except SubmissionError as error:
-        if folder.name not in registry._entries:
+        if registry.registered(folder.name) is None:
             registry.add(folder.name, MethodInfo(folder.name, stand_in, Path(folder).resolve(), error=str(error)))
         return [folder.name]
 

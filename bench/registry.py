@@ -48,6 +48,17 @@ class Registry(Generic[T]):
         """The entry registered under `name` so far, without discovering anything; None when there is none."""
         return self._entries.get(name)
 
+    def loaded(self) -> dict[str, T]:
+        """Every entry registered so far (name -> entry, a copy), without discovering anything."""
+        return dict(self._entries)
+
+    def update(self, name: str, **changes: object) -> T:
+        """Set attributes of the entry registered under `name` (e.g. a plug-in's card); returns it."""
+        entry = self._entries[name]
+        for attribute, value in changes.items():
+            setattr(entry, attribute, value)
+        return entry
+
     def add_loader(self, loader: Callable[[], None]) -> None:
         self._loaders.append(loader)
 

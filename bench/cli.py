@@ -73,8 +73,8 @@ def _clear_results(results: Path, tasks) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from bench.findings import render_findings
-    from bench.leaderboard import render
+    from bench.report.findings import render_findings
+    from bench.report.leaderboard import render
 
     render(Path(args.results), Path(args.output), html=Path(args.html) if args.html else None)
     findings = Path(args.output).parent / "docs" / "findings.md"

@@ -30,10 +30,10 @@ import pandas as pd
 from scipy import stats
 
 from bench.metrics import METRICS
-from bench.runner import NATIVE
 from bench.task import Task
 
 FLOOR = "absolute"
+NATIVE = "native"  # the ceiling's method label in result rows; bench.runner writes it (the same constant, tested)
 ALPHA = 0.05
 RESAMPLES = 2000
 CELL = ["task", "source", "target", "seed"]  # what pairs two methods' scores in the paired test
@@ -71,7 +71,7 @@ def empty_cells() -> pd.DataFrame:
 def normalised_cells(frame: pd.DataFrame, task: Task, metric: str | None = None) -> pd.DataFrame:
     """One row per (source, target, seed, method) at the task's largest anchor count, with `score`.
 
-    `frame` has the columns of leaderboard.current_rows. Empty when the task lacks its floor or
+    `frame` has the columns of bench.report.rows.current_rows. Empty when the task lacks its floor or
     ceiling. A cell whose ceiling is not better than its floor has no scale and is left out.
     """
     metric = metric or task.main_metric

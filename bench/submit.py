@@ -19,9 +19,11 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from bench.leaderboard import (Block, Heading, Inline, Para, Strong, Table, User, current_rows, is_current_factory,
-                               link_or_text, ranking_table, to_markdown)
 from bench.ranking import Ranking, empty_cells, normalised_cells, rank
+from bench.report.blocks import Block, Heading, Inline, Para, Strong, Table, User, link_or_text
+from bench.report.markdown import to_markdown
+from bench.report.rows import current_rows, is_current_factory
+from bench.report.tables import ranking_table
 from bench.task import Task
 
 CARD_FIELDS = ("title", "authors", "paper", "license", "description")

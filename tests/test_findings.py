@@ -1,5 +1,5 @@
 """docs/findings.md: generated from results/ alone; the committed copy must match."""
-from bench.findings import render_findings
+from bench.report.findings import render_findings
 from support import REPO
 
 

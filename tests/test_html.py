@@ -161,7 +161,7 @@ def browser(tmp_path):
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Path:
     """A rendered leaderboard of synthetic results, with a hostile method label and card."""
-    from bench.leaderboard import render
+    from bench.report.leaderboard import render
     from bench.method import METHODS
     from bench.results import ResultStore
     from test_ranking import A, B, make_rows, make_task
@@ -222,7 +222,7 @@ def test_html_in_headless_chromium(page, browser, tmp_path):
 
 def main(argv: list[str]) -> None:
     """Render the leaderboard of a results directory to a temporary folder and screenshot it."""
-    from bench.leaderboard import render
+    from bench.report.leaderboard import render
 
     results = Path(argv[0] if argv else "results")
     png = Path(argv[1] if len(argv) > 1 else "docs/leaderboard.png")

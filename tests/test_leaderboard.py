@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bench.leaderboard import interval, md_escape, render, safe_href
+from bench.report.blocks import md_escape, safe_href
+from bench.report.leaderboard import render
+from bench.report.stats import interval
 from bench.results import ResultStore
 from support import REPO
 from test_ranking import A, B, make_rows, make_task

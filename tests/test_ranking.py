@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.leaderboard import current_rows
+from bench.report.rows import current_rows
 from bench.method import METHODS
 from bench.ranking import bootstrap, holm, normalised_cells, paired_test, rank, tie_groups
 from bench.results import SCHEMA_VERSION
@@ -176,3 +176,11 @@ def test_ranking_is_deterministic(tmp_path):
                      native={A: 0.95, B: 0.95})
     cells = normalised_cells(frame_of(task, rows), task)
     assert rank(cells) == rank(cells.sample(frac=1, random_state=3).reset_index(drop=True))
+
+
+def test_native_label_is_the_runners():
+    """bench.ranking names the ceiling's rows without importing the runner (and its encoders and executors)."""
+    from bench.ranking import NATIVE
+    from bench.runner import NATIVE as RUNNER_NATIVE
+
+    assert NATIVE == RUNNER_NATIVE

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.leaderboard import render
+from bench.report.leaderboard import render
 from bench.method import METHODS, load_submission
 from bench.results import ResultStore
 from bench.runner import Summary, run_task

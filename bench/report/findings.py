@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from bench.datasets import load_dataset
-from bench.leaderboard import current_rows, fmt, largest_count, native_value, summarise
+from bench.report.rows import current_rows
+from bench.report.stats import fmt, largest_count, native_value, summarise
 from bench.results import ResultStore
 from bench.task import Task, discover_tasks
 

@@ -13,7 +13,7 @@ import html
 import re
 from pathlib import Path
 
-from bench.leaderboard import Block, Code, Heading, Inline, Link, Para, Strong, Table
+from bench.report.blocks import Block, Code, Heading, Inline, Link, Para, Strong, Table
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #1f2328; }
@@ -80,7 +80,7 @@ def inline(part: Inline) -> str:
         return f"<code>{html.escape(part.text)}</code>"
     if isinstance(part, Strong):
         return f"<strong>{html.escape(part.text)}</strong>"
-    if isinstance(part, Link):  # href passed leaderboard.safe_href: http(s) or a relative path
+    if isinstance(part, Link):  # href passed blocks.safe_href: http(s) or a relative path
         return f'<a href="{html.escape(part.href, quote=True)}">{html.escape(part.text)}</a>'
     return html.escape(str(part.text))
 

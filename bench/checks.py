@@ -25,16 +25,12 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+from bench.compare import FLOOR, max_difference, same_output  # "the same output": bench/compare.py
 from bench.method import METHODS, Method, fits_in_batches, get_method, load_submission, takes_seed
 from bench.preprocessing import pad_or_truncate
 
-FLOOR = "absolute"  # the no-translation method: the floor cannot be asked to beat itself
 N_ANCHORS, N_EVAL, DIM = 48, 12, 8  # small: the whole suite runs in well under a second
 DIM_CASES = ((5, DIM), (DIM, DIM), (DIM, 5))  # (dx, dy): dx < dy, dx = dy, dx > dy
-# "the same output": equal up to float32 rounding, relative to the output's largest magnitude
-# (elementwise tolerances fail near-zero entries: multithreaded BLAS/LAPACK need not be bitwise
-# reproducible)
-RTOL = 1e-5
 
 
 @dataclass
@@ -83,23 +79,6 @@ def _tensor(output: Any) -> torch.Tensor:
     if isinstance(output, torch.Tensor):
         return output.detach().cpu()
     return torch.as_tensor(np.asarray(output))
-
-
-def same_output(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Equal shapes and values equal up to RTOL of the larger magnitude (also used by the executor's spot check)."""
-    if a.shape != b.shape:
-        return False
-    if a.numel() == 0:
-        return True
-    a, b = a.double(), b.double()
-    scale = torch.maximum(a.abs().max(), b.abs().max())
-    return bool((a - b).abs().max() <= RTOL * scale + 1e-12)  # a NaN anywhere compares False
-
-
-def max_difference(a: torch.Tensor, b: torch.Tensor) -> str:
-    if a.shape != b.shape:
-        return f"shapes {tuple(a.shape)} and {tuple(b.shape)}"
-    return f"max abs difference {(a - b).abs().max().item():.3g}"
 
 
 # ---------------------------------------------------------------------------------------------

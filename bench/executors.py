@@ -21,6 +21,9 @@ from typing import Any, Iterable, Iterator
 
 import torch
 
+from bench.compare import max_difference, same_output
+
+
 class SandboxUnavailable(RuntimeError):
     """The sandbox of bench/sandbox.py cannot be set up on this machine; the message says why and what to do."""
 
@@ -129,7 +132,6 @@ def execute_batch(job: Job, pairs: list[tuple[torch.Tensor, torch.Tensor]], X_ev
     """Every cell fitted in one fit_many call (its time shared out equally). Raises when the call
     breaks its contract: one distinct fitted method per anchor set, and a cell picked at random,
     refitted alone by fit, must translate as its batched fit does."""
-    from bench.checks import max_difference, same_output
     from bench.method import build_method
 
     method, device = build_method(job.method, job.params, seed=job.seed), X_eval.device

@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from bench.checks import CheckResult, Rule, _tensor, check_params_roundtrip, max_difference, named_rules, run_checks, same_output
+from bench.checks import CheckResult, Rule, _tensor, check_params_roundtrip, named_rules, run_checks
+from bench.compare import max_difference, same_output
 from bench.merging import MERGERS
 from bench.method import load_submission
 

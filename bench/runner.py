@@ -26,6 +26,7 @@ from bench.anchors import GEOMETRIC, anchor_ids_hash, sample_anchors
 from bench.datasets import Dataset, load_dataset
 from bench.decoders import DECODERS
 from bench.encoders import ENCODERS, embeddings
+from bench.compare import NATIVE
 from bench.executors import Job, LocalExecutor, MergeJob, Outcome
 from bench.grids import N_SHOWN, grid_path, save_grid
 from bench.method import REPO_ROOT, fits_in_batches
@@ -37,7 +38,6 @@ from bench.task import MethodSpec, Task, check_against_data, plugins
 # however slow the cells, and a fast task is not slowed by a rewrite + fsync every few cells
 FLUSH_SECONDS = 5.0
 MAX_BATCH = 32  # cells per job: bounds a job's memory, time limit and what one crash of a worker fails
-NATIVE = "native"
 
 
 def resolve_device(name: str) -> torch.device:

@@ -198,6 +198,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from bench.executors import EXECUTORS
+
     root = argparse.ArgumentParser(prog="bench", description="Latent-space translation benchmark.")
     commands = root.add_subparsers(dest="command", required=True)
     results_default = str(REPO_ROOT / "results")
@@ -209,9 +211,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--results", default=results_default)
     run.add_argument("--fresh", action="store_true", help="discard stored results of these tasks first")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    run.add_argument("--executor", default="local", choices=["local", "process", "ray"],
-                     help="local: in-process, for the project's own methods (default); process: sandboxed worker "
-                          "processes with limits; ray: Ray tasks, each in a sandboxed worker")
+    executor = run.add_argument("--executor", default="local",
+                                help="local: in-process, for the project's own methods (default); process: sandboxed worker "
+                                     "processes with limits; ray: Ray tasks, each in a sandboxed worker")
+    # the registry's names, set after add_argument (which formats the choices): bench.sandbox, which
+    # registers process and ray, is imported only when `bench run --help` or --executor needs them
+    executor.choices = EXECUTORS
     run.add_argument("--no-sandbox", action="store_true",
                      help="process/ray: plain worker processes where the sandbox cannot be set up (rows are marked)")
     run.add_argument("--workers", type=int, help="worker processes for --executor process (default: CPU count)")

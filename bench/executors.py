@@ -10,18 +10,23 @@ executor yields (index, one Outcome per cell) as jobs finish.
 - process and ray (bench/sandbox.py): sandboxed worker processes, a fresh child per job, with
            time and memory limits; what submitted code runs under.
 
+Each is an Executor, built by name from EXECUTORS (`bench run --executor NAME`); bench/sandbox.py
+registers its own when imported, which EXECUTORS does on first use of its names.
+
 Results are written by the runner alone, so workers never touch the store.
 """
 from __future__ import annotations
 
+import importlib
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import torch
 
 from bench.compare import max_difference, same_output
+from bench.registry import Registry
 
 
 class SandboxUnavailable(RuntimeError):
@@ -181,12 +186,33 @@ def transform_cell(outcome: Outcome, method: Any, X_eval: torch.Tensor, dim: int
     return outcome
 
 
+class Executor(Protocol):
+    """Runs jobs and yields (index in `jobs`, one Outcome per cell of that job) as jobs finish, in
+    any order. `folders` are the plug-in folders the jobs' code lives in (a sandbox mounts them)."""
+
+    isolation: str  # "in-process", "process" or "sandbox" (bench.sandbox.Isolation): recorded in every row
+
+    def run(self, jobs: Iterable[Job | MergeJob], folders: Iterable[str] = ()) -> Iterator[tuple[int, list[Outcome]]]: ...
+
+
+# name -> build(workers=, address=, sandboxed=, folders=) -> Executor; each takes every option and
+# uses those that apply to it. bench.sandbox registers "process" and "ray" when it is imported.
+EXECUTORS: Registry[Callable[..., Executor]] = Registry("executor")
+EXECUTORS.add_loader(lambda: importlib.import_module("bench.sandbox"))
+
+
 class LocalExecutor:
     """In the runner's own process: the fast default for the project's own reference methods. No
     isolation and no limits; bench.sandbox has the executors for submitted code."""
 
     isolation = "in-process"
 
-    def run(self, jobs: Iterable[Job], folders: Iterable[str] = ()) -> Iterator[tuple[int, list[Outcome]]]:
+    def run(self, jobs: Iterable[Job | MergeJob], folders: Iterable[str] = ()) -> Iterator[tuple[int, list[Outcome]]]:
         for index, job in enumerate(jobs):
             yield index, execute(job)
+
+
+@EXECUTORS.register("local")
+def local_executor(workers: int | None = None, address: str | None = None, sandboxed: bool = True,
+                   folders: Iterable[str] = ()) -> LocalExecutor:
+    return LocalExecutor()

@@ -23,10 +23,10 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.anchors import GEOMETRIC, anchor_ids_hash, sample_anchors
+from bench.compare import NATIVE
 from bench.datasets import Dataset, load_dataset
 from bench.decoders import DECODERS
 from bench.encoders import ENCODERS, embeddings
-from bench.compare import NATIVE
 from bench.executors import Job, LocalExecutor, MergeJob, Outcome
 from bench.grids import N_SHOWN, grid_path, save_grid
 from bench.method import REPO_ROOT, fits_in_batches

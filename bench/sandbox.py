@@ -51,7 +51,7 @@ import torch
 from bench.checks import RULES as METHOD_RULES
 from bench.checks import CheckResult
 from bench.merger_checks import RULES as MERGER_RULES
-from bench.executors import Job, LocalExecutor, MergeJob, Outcome, SandboxUnavailable, failed
+from bench.executors import EXECUTORS, Executor, Job, MergeJob, Outcome, SandboxUnavailable, failed
 from bench.merging import MERGERS, Merger
 from bench.method import METHODS, Method, MethodInfo, SubmissionError, read_card
 
@@ -691,18 +691,23 @@ def _ray_execute(job: Job | MergeJob, sandboxed: bool, folders: list[str]) -> li
     return job_outcomes(worker, job)
 
 
-EXECUTORS: dict[str, Any] = {"local": LocalExecutor, "process": ProcessExecutor, "ray": RayExecutor}
+@EXECUTORS.register("process")
+def process_executor(workers: int | None = None, address: str | None = None, sandboxed: bool = True,
+                     folders: Iterable[Path] = ()) -> ProcessExecutor:
+    return ProcessExecutor(workers, folders, sandboxed)
+
+
+@EXECUTORS.register("ray")
+def ray_executor(workers: int | None = None, address: str | None = None, sandboxed: bool = True,
+                 folders: Iterable[Path] = ()) -> RayExecutor:
+    return RayExecutor(address, folders, sandboxed)
 
 
 def make_executor(name: str, workers: int | None = None, address: str | None = None, sandboxed: bool = True,
-                  folders: Iterable[Path] = ()):
-    if name == "local":
-        return LocalExecutor()
-    if name == "process":
-        return ProcessExecutor(workers, folders, sandboxed)
-    if name == "ray":
-        return RayExecutor(address, folders, sandboxed)
-    raise ValueError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")
+                  folders: Iterable[Path] = ()) -> Executor:
+    if name not in EXECUTORS:
+        raise ValueError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS.names())})")
+    return EXECUTORS.get(name)(workers=workers, address=address, sandboxed=sandboxed, folders=folders)
 
 
 # ----------------------------------------------------------------------------- checks and descriptions

@@ -29,11 +29,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench.compare import FLOOR, NATIVE
 from bench.metrics import METRICS
 from bench.task import Task
 
-FLOOR = "absolute"
-NATIVE = "native"  # the ceiling's method label in result rows; bench.runner writes it (the same constant, tested)
 ALPHA = 0.05
 RESAMPLES = 2000
 CELL = ["task", "source", "target", "seed"]  # what pairs two methods' scores in the paired test

@@ -177,10 +177,3 @@ def test_ranking_is_deterministic(tmp_path):
     cells = normalised_cells(frame_of(task, rows), task)
     assert rank(cells) == rank(cells.sample(frac=1, random_state=3).reset_index(drop=True))
 
-
-def test_native_label_is_the_runners():
-    """bench.ranking names the ceiling's rows without importing the runner (and its encoders and executors)."""
-    from bench.ranking import NATIVE
-    from bench.runner import NATIVE as RUNNER_NATIVE
-
-    assert NATIVE == RUNNER_NATIVE

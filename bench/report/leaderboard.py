@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from bench.metrics import METRICS
-from bench.ranking import FLOOR, NATIVE, empty_cells, normalised_cells
+from bench.compare import FLOOR, NATIVE
+from bench.ranking import empty_cells, normalised_cells
 from bench.report.blocks import Block, Code, Heading, Image, Para, Strong, Table, User
 from bench.report.html import to_html
 from bench.report.markdown import to_markdown

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.ranking import FLOOR, NATIVE, Ranking
+from bench.compare import FLOOR, NATIVE
+from bench.ranking import Ranking
 from bench.report.stats import largest_count, native_value, summarise
 from bench.task import Task
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from bench.ranking import NATIVE
+from bench.compare import NATIVE
 from bench.task import Task, plugins
 
 

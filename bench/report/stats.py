@@ -9,7 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from bench.metrics import METRICS
-from bench.ranking import NATIVE
+from bench.compare import NATIVE
 from bench.task import Task
 
 

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 
 from bench.method import METHODS, REPO_ROOT
-from bench.ranking import FLOOR, NATIVE, Ranking, rank
+from bench.compare import FLOOR, NATIVE
+from bench.ranking import Ranking, rank
 from bench.registry import Registry
 from bench.report.blocks import Block, Code, Inline, Para, Table, User, link_or_text
 from bench.report.stats import arrow, fmt, largest_count, native_value, summarise

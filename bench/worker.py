@@ -1,6 +1,6 @@
 """Inside a worker process: a pristine template that forks one fresh child per request.
 
-bench.sandbox.Worker starts this module (under bubblewrap when sandboxed). The template imports
+bench.wire.Worker starts this module (under bubblewrap when sandboxed). The template imports
 torch and the harness once, never a submission, then serves requests read from stdin:
 
     request -> fork a child -> child: limits, Landlock, import the plug-in, run it -> result pipe
@@ -8,7 +8,7 @@ torch and the harness once, never a submission, then serves requests read from s
 
 so no module, class or file state of submitted code outlives its request, and every request
 starts from the same interpreter state. The child's output is untrusted: the template only
-relays its bytes (bounded), and the runner decodes them without pickle (bench.sandbox.decode).
+relays its bytes (bounded), and the runner decodes them without pickle (bench.wire.decode).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import scipy.linalg  # noqa: F401
 import sklearn.linear_model  # noqa: F401
 import torch
 
-from bench import sandbox
+from bench import wire
 from bench.checks import RULES as METHOD_RULES
 from bench.checks import run_checks
 from bench.executors import Job, MergeJob, execute
@@ -95,13 +95,13 @@ def _serve_one(request: Any) -> bytes:
             registry, stand_in, _ = FAMILIES[request.family]
             register_folder(Path(request.folder), registry, stand_in)
         outcomes = execute(request)
-        return sandbox.encode_outcomes(outcomes)
-    if isinstance(request, sandbox.CheckJob):
+        return wire.encode_outcomes(outcomes)
+    if isinstance(request, wire.CheckJob):
         cls = _register(request)
         rules = [(rule, check) for rule, check in FAMILIES[request.family][2] if rule == request.rule]
-        return sandbox.encode_checks(run_checks(cls, request.params, rules=rules))
-    if isinstance(request, sandbox.DescribeJob):
-        return sandbox.encode_description(_describe(Path(request.folder)))
+        return wire.encode_checks(run_checks(cls, request.params, rules=rules))
+    if isinstance(request, wire.DescribeJob):
+        return wire.encode_description(_describe(Path(request.folder)))
     raise TypeError(f"unknown request {type(request).__name__}")
 
 
@@ -115,7 +115,7 @@ def _describe(folder: Path) -> list[dict[str, Any]]:
     for family, (registry, _, _) in FAMILIES.items():
         for name in load_submission(folder, registry):
             cls = registry.get(name).cls
-            plugins.append({"family": family, "name": name, "error": None, "params": sandbox.describe_parameters(cls),
+            plugins.append({"family": family, "name": name, "error": None, "params": wire.describe_parameters(cls),
                             "takes_seed": takes_seed(cls), "batches": family == "method" and fits_in_batches(cls)})
     return plugins
 
@@ -136,7 +136,7 @@ def _child(request: Any, job_dir: Path, landlock_roots: list[str], threads: int,
         torch.set_num_threads(threads)
         payload = _serve_one(request)
     except BaseException:  # the request could not run at all: say why, in the request's own terms
-        payload, status = sandbox.encode_error(f"worker: {traceback.format_exc(limit=2).strip().splitlines()[-1]}"), 1
+        payload, status = wire.encode_error(f"worker: {traceback.format_exc(limit=2).strip().splitlines()[-1]}"), 1
     try:
         with os.fdopen(result_fd, "wb") as pipe:
             pipe.write(payload)
@@ -217,7 +217,7 @@ def _run(request: Any, landlock_roots: list[str], threads: int, limit: int) -> b
             size += len(chunk)
             if size > limit:
                 os.kill(pid, signal.SIGKILL)
-                chunks = [sandbox.encode_error(f"protocol: the worker's result exceeded {limit} bytes")]
+                chunks = [wire.encode_error(f"protocol: the worker's result exceeded {limit} bytes")]
                 break
             chunks.append(chunk)
     _, status = os.waitpid(pid, 0)
@@ -226,7 +226,7 @@ def _run(request: Any, landlock_roots: list[str], threads: int, limit: int) -> b
     shutil.rmtree(job_dir, ignore_errors=True)
     if os.WIFSIGNALED(status) or not chunks:
         how = f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit code {os.WEXITSTATUS(status)}"
-        return sandbox.encode_error(f"crash: the worker process died while running the method ({how}); "
+        return wire.encode_error(f"crash: the worker process died while running the method ({how}); "
                                     f"a method must not exit the interpreter or crash native code{log_tail}")
     return b"".join(chunks)
 
@@ -246,13 +246,13 @@ def main() -> None:
     _prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of a child come back here, to be killed
     control_in, control_out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write on the control pipe
-    control_out.write(sandbox.READY)
+    control_out.write(wire.READY)
     control_out.flush()
     while True:
-        request = sandbox.read_request(control_in)
+        request = wire.read_request(control_in)
         if request is None:
             return
-        control_out.write(sandbox.frame(_run(request, landlock_roots, threads, sandbox.result_limit(request))))
+        control_out.write(wire.frame(_run(request, landlock_roots, threads, wire.result_limit(request))))
         control_out.flush()
 
 

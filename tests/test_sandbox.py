@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from bench import sandbox
+from bench import sandbox, wire
 from bench.executors import Job
 from bench.leaderboard import render
 from bench.method import METHODS, register_folder
 from bench.results import ResultStore
-from bench.sandbox import Described, ProcessExecutor, ProtocolError, decode, frame, outcomes_from, stand_in
+from bench.sandbox import ProcessExecutor, stand_in
+from bench.wire import Described, ProtocolError, decode, frame, outcomes_from
 from bench.task import load_task
 from support import REPO, SMALL_TASK
 
@@ -98,7 +99,7 @@ def test_an_array_header_that_promises_more_than_it_holds_is_refused_before_allo
      "params": [{"name": "a", "default": 1, "has_default": True, "type": {"kind": "Callable", "choices": None, "nullable": False}}]},
 ])
 def test_a_malformed_description_makes_a_broken_plugin_not_an_error(plugin, tmp_path):
-    described = sandbox.descriptions_from({"kind": "described", "plugins": [plugin]}, tmp_path / "folder")
+    described = wire.descriptions_from({"kind": "described", "plugins": [plugin]}, tmp_path / "folder")
     assert len(described) == 1 and described[0].name == "folder" and described[0].error.startswith("protocol:")
 
 
@@ -129,7 +130,7 @@ def test_a_stand_in_has_the_real_parameters_and_types_and_never_runs():
                      free=3, required: str = "x"):
             pass
 
-    params = sandbox.describe_parameters(Real)
+    params = wire.describe_parameters(Real)
     cls = stand_in(Described("method", "real", None, params, takes_seed=True, batches=False))
     signature = __import__("inspect").signature(cls.__init__)
     assert list(signature.parameters) == ["self", "alpha", "mode", "flag", "seed", "free", "required"]

@@ -17,21 +17,12 @@ EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.method import import_folders_with
-    from bench.sandbox import Isolated, require_sandbox
+    from bench.sandbox import isolated_discovery
 
-    isolated = None
-    if args.executor != "local":  # plug-ins are imported in workers only, discovery included
-        if not args.no_sandbox:
-            require_sandbox()
-        isolated = Isolated(sandboxed=not args.no_sandbox)
-        import_folders_with(isolated.importer)
-    try:
+    if args.executor == "local":
+        return _run(args, None)
+    with isolated_discovery(sandboxed=not args.no_sandbox) as isolated:  # plug-ins imported in workers only, discovery too
         return _run(args, isolated)
-    finally:
-        import_folders_with(None)
-        if isolated is not None:
-            isolated.close()
 
 
 def _run(args: argparse.Namespace, isolated) -> int:
@@ -115,18 +106,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from bench.method import import_folders_with
-    from bench.sandbox import RULE_NAMES, Isolated, require_sandbox
+    from bench.sandbox import RULE_NAMES, isolated_discovery
 
-    if not args.no_sandbox:
-        require_sandbox()
-    isolated = Isolated(sandboxed=not args.no_sandbox, rule_seconds=args.time_limit)
-    import_folders_with(isolated.importer)  # a name is looked up among folders described in workers, never imported here
-    try:
+    # a name is looked up among folders described in workers, never imported here
+    with isolated_discovery(sandboxed=not args.no_sandbox, rule_seconds=args.time_limit) as isolated:
         described, folder = isolated.resolve(args.method)
-    finally:
-        import_folders_with(None)
-        isolated.close()
     if described.error is not None:
         print(f"FAIL  import: {described.error}")
         return EXIT_FAILED

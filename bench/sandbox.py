@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from contextlib import contextmanager
 import inspect
 import os
 import pickle
@@ -48,7 +49,7 @@ from bench.checks import CheckResult
 from bench.executors import EXECUTORS, Executor, Job, MergeJob, Outcome, SandboxUnavailable, failed
 from bench.merger_checks import RULES as MERGER_RULES
 from bench.merging import MERGERS, Merger
-from bench.method import METHODS, Method, MethodInfo, SubmissionError, read_card
+from bench.method import METHODS, Method, MethodInfo, SubmissionError, import_folders_with, read_card
 from bench.wire import (READY, CheckJob, Described, DescribeJob, ProtocolError, annotation_of, check_result_from,
                         decode, descriptions_from, frame, on_host, outcomes_from, read_exact, result_limit)
 
@@ -94,7 +95,7 @@ def register_described(described: Described, folder: Path) -> str:
         return described.name  # this process imported the same folder itself before (a test, or the local executor)
     if existing is not None:
         error = f"{folder}: registers {described.name!r}, which {existing.folder or existing.origin} registers already"
-        described = Described(described.family, folder.name, error, [], False, False)
+        described = Described.broken(folder.name, error, described.family)
         if registry.registered(folder.name) is not None:
             return folder.name
     registry.add(described.name, MethodInfo(described.name, stand_in(described), folder, read_card(folder), described.error))
@@ -448,13 +449,11 @@ class Isolated:
         try:
             result = worker.call(request, request.time_limit)
             if result is None:
-                return [Described("method", folder.name, f"time limit: importing took longer than {self.rule_seconds:g} s",
-                                  [], False, False)]
+                return [Described.broken(folder.name, f"time limit: importing took longer than {self.rule_seconds:g} s")]
             return descriptions_from(result[0], folder)
         except Exception as error:  # EOFError (the worker died), ProtocolError, or what a crafted result provokes
             worker.kill()
-            return [Described("method", folder.name, f"crash: the worker failed while importing ({type(error).__name__})",
-                              [], False, False)]
+            return [Described.broken(folder.name, f"crash: the worker failed while importing ({type(error).__name__})")]
 
     def close(self) -> None:
         for worker in self.workers.values():
@@ -511,6 +510,22 @@ class Isolated:
         """For bench.method.import_folders_with: describe in a worker, register stand-ins here."""
         return [register_described(described, folder) for described in self.describe(folder)
                 if (registry is MERGERS) == (described.family == "merger")]
+
+
+@contextmanager
+def isolated_discovery(sandboxed: bool = True, rule_seconds: float = 60.0) -> Iterator[Isolated]:
+    """While it lasts, plug-in folders are discovered in workers (bench.method.import_folders_with),
+    never imported in this process. Raises SandboxUnavailable first when sandboxed and the sandbox
+    cannot be set up here."""
+    if sandboxed:
+        require_sandbox()
+    isolated = Isolated(sandboxed=sandboxed, rule_seconds=rule_seconds)
+    import_folders_with(isolated.importer)
+    try:
+        yield isolated
+    finally:
+        import_folders_with(None)
+        isolated.close()
 
 
 RULE_NAMES = {"method": [rule for rule, _ in METHOD_RULES], "merger": [rule for rule, _ in MERGER_RULES]}

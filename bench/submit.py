@@ -58,26 +58,20 @@ def submit(folder: Path, results: Path, task_names: list[str] | None = None, dev
 
     The submission's code runs only in workers (bench/sandbox.py), sandboxed unless sandboxed=False
     (--no-sandbox, where the sandbox cannot be set up: the report and every row then say so)."""
-    from bench.method import import_folders_with
-    from bench.sandbox import Isolated, unavailable_reason
+    from bench.executors import SandboxUnavailable
+    from bench.sandbox import isolated_discovery
 
     folder = Path(folder)
     problems = check_card(folder)
     echo("FAIL  card\n" + "\n".join(f"      {p}" for p in problems) if problems else "PASS  card")
     if problems:
         return EXIT_FAILED
-    if sandboxed and (reason := unavailable_reason()) is not None:
-        echo(f"FAIL  sandbox: it cannot be set up here ({reason}); no rankable report without it. "
-             "Pass --no-sandbox to run unconfined (the report and rows are then marked as not sandboxed).")
-        return EXIT_BAD_INPUT
-
-    isolated = Isolated(sandboxed=sandboxed)
-    import_folders_with(isolated.importer)  # other plug-in folders too are imported in workers only
     try:
-        return _checked_and_run(folder, results, task_names, device, progress, echo, isolated)
-    finally:
-        import_folders_with(None)
-        isolated.close()
+        with isolated_discovery(sandboxed) as isolated:  # other plug-in folders too are imported in workers only
+            return _checked_and_run(folder, results, task_names, device, progress, echo, isolated)
+    except SandboxUnavailable as error:  # no rankable report without the sandbox
+        echo(f"FAIL  sandbox: {error}")
+        return EXIT_BAD_INPUT
 
 
 def _checked_and_run(folder: Path, results: Path, task_names: list[str] | None, device: str, progress: bool,

@@ -262,12 +262,17 @@ class Described:
     takes_seed: bool
     batches: bool
 
+    @classmethod
+    def broken(cls, name: str, error: str, family: Literal["method", "merger"] = "method") -> "Described":
+        """A plug-in that fails its own cells with `error` (it could not be imported or described)."""
+        return cls(family, name, error, [], False, False)
+
 
 def descriptions_from(header: dict[str, Any], folder: Path) -> list[Described]:
     """The plug-ins a worker described, each checked against the closed vocabulary of
     describe_parameters; a malformed one is a broken plug-in, never an exception in the runner."""
     if header["kind"] == "error":
-        return [Described("method", folder.name, str(header.get("error"))[:2000], [], False, False)]
+        return [Described.broken(folder.name, str(header.get("error"))[:2000])]
     plugins = header.get("plugins")
     if header["kind"] != "described" or not isinstance(plugins, list):
         raise ProtocolError("expected a description")
@@ -276,8 +281,7 @@ def descriptions_from(header: dict[str, Any], folder: Path) -> list[Described]:
         try:
             described.append(_described(plugin))
         except (ProtocolError, KeyError, TypeError, ValueError) as error:
-            return [Described("method", folder.name, f"protocol: the worker described its plug-ins malformedly ({error})",
-                              [], False, False)]
+            return [Described.broken(folder.name, f"protocol: the worker described its plug-ins malformedly ({error})")]
     return described
 
 

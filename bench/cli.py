@@ -11,14 +11,30 @@ import sys
 import time
 from pathlib import Path
 
-from bench.method import REPO_ROOT
+import pandas as pd
+from pydantic import ValidationError
+
+from bench import cache
+from bench.datasets import DATASETS, DatasetUnavailable
+from bench.encoders import ENCODERS
+from bench.executors import EXECUTORS, SandboxUnavailable
+from bench.families import FAMILIES
+from bench.method import REPO_ROOT, SubmissionError, get_method
+from bench.metrics import METRICS
+from bench.registry import UnknownNameError
+from bench.report.findings import render_findings
+from bench.report.leaderboard import render
+from bench.results import ResultsFileError, ResultStore
+from bench.runner import Summary, resolve_device, run_task
+from bench.sandbox import isolated_discovery, make_executor
+from bench.submit import submit as submit_folder
+from bench.task import BadInputError, LimitSpec, check_against_data, discover_tasks, find_task, load_task
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+PLUGIN_LISTS = [family.plural for family in FAMILIES.values()]  # `bench list methods`, `bench list mergers`
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.sandbox import isolated_discovery
-
     if args.executor == "local":
         return _run(args, None)
     with isolated_discovery(sandboxed=not args.no_sandbox) as isolated:  # plug-ins imported in workers only, discovery too
@@ -26,12 +42,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, isolated) -> int:
-    from bench.method import get_method
-    from bench.results import ResultStore
-    from bench.runner import Summary, resolve_device, run_task
-    from bench.sandbox import make_executor
-    from bench.task import check_against_data, discover_tasks, find_task
-
     tasks = [find_task(t) for t in args.tasks] if args.tasks else discover_tasks(default_suite_only=True)
     for task in tasks:  # validate everything before writing anything
         check_against_data(task)
@@ -49,12 +59,22 @@ def _run(args: argparse.Namespace, isolated) -> int:
         isolated.close()  # discovery is over
     started = time.perf_counter()
     for task in tasks:
-        limits = {"time_limit": args.time_limit or task.spec.limits.time_s,
-                  "memory_limit": args.memory_limit or task.spec.limits.memory_mb}
+        limits = _limits(args, task.spec.limits)
         run_task(task, store, device, summary, methods, progress=not args.quiet, executor=executor, limits=limits)
     summary.seconds = time.perf_counter() - started
     print(summary)
     return EXIT_FAILED if summary.failed else 0
+
+
+def _limits(args: argparse.Namespace, task_limits: LimitSpec) -> LimitSpec:
+    """The task's limits, with --time-limit and --memory-limit in their place when given (held to the same bounds)."""
+    given = {"time_s": args.time_limit, "memory_mb": args.memory_limit}
+    try:
+        return LimitSpec.model_validate({**task_limits.model_dump(), **{k: v for k, v in given.items() if v is not None}})
+    except ValidationError as error:
+        item = error.errors()[0]
+        option = {"time_s": "--time-limit", "memory_mb": "--memory-limit"}[str(item["loc"][0])]
+        raise BadInputError(f"{option}: {item['msg']}") from None
 
 
 def _clear_results(results: Path, tasks) -> None:
@@ -64,9 +84,6 @@ def _clear_results(results: Path, tasks) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from bench.report.findings import render_findings
-    from bench.report.leaderboard import render
-
     render(Path(args.results), Path(args.output), html=Path(args.html) if args.html else None)
     findings = Path(args.output).parent / "docs" / "findings.md"
     render_findings(Path(args.results), findings)
@@ -75,17 +92,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from bench.submit import submit
-
-    return submit(Path(args.folder), Path(args.results), args.tasks or None, args.device, progress=not args.quiet,
-                  sandboxed=not args.no_sandbox)
+    return submit_folder(Path(args.folder), Path(args.results), args.tasks or None, args.device, progress=not args.quiet,
+                         sandboxed=not args.no_sandbox)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from bench.results import ResultStore
-
     rows = [r for r in ResultStore(args.results).rows() if r["status"] == "ok"]
     frame = pd.DataFrame([{
         "task": r["task"], "task_version": r["task_version"], "dataset": r["dataset"], "source": r["source"],
@@ -106,15 +117,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from bench.sandbox import RULE_NAMES, isolated_discovery
-
     # a name is looked up among folders described in workers, never imported here
     with isolated_discovery(sandboxed=not args.no_sandbox, rule_seconds=args.time_limit) as isolated:
         described, folder = isolated.resolve(args.method)
     if described.error is not None:
         print(f"FAIL  import: {described.error}")
         return EXIT_FAILED
-    results = isolated.check(described.family, described.name, folder, RULE_NAMES[described.family])
+    results = isolated.check(described.family, described.name, folder, FAMILIES[described.family].rule_names)
     for result in results:
         print(f"{'PASS' if result.passed else 'FAIL'}  {result.rule}" + ("" if result.passed else f": {result.message}"))
     failed = sum(not r.passed for r in results)
@@ -123,8 +132,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from bench.task import check_against_data, load_task
-
     for path in args.files:
         task = load_task(path)
         check_against_data(task)
@@ -136,32 +143,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "tasks":
-        from bench.task import discover_tasks
-
         for task in discover_tasks():
             print(f"{task.name:32} v{task.spec.version}  {'default' if task.spec.default_suite else '       '}  {task.spec.description.strip().splitlines()[0] if task.spec.description.strip() else ''}")
-    elif args.what in ("methods", "mergers"):
-        from bench.task import plugins
-
-        registry = plugins("merging" if args.what == "mergers" else "classification")
+    elif args.what in PLUGIN_LISTS:
+        registry = next(family.registry for family in FAMILIES.values() if family.plural == args.what)
         for name in registry.names():
             info = registry.get(name)
             print(f"{name:16} {f'BROKEN: {info.error}' if info.error else info.card.get('title', '')}")
     elif args.what == "datasets":
-        from bench.datasets import DATASETS
-
         for name in DATASETS.names():
             doc = (DATASETS.get(name).__doc__ or "").strip().splitlines()
             print(f"{name:16} {doc[0] if doc else ''}")
     elif args.what == "encoders":
-        from bench.encoders import ENCODERS
-
         for name in ENCODERS.names():
             encoder = ENCODERS.get(name)
             print(f"{name:28} {encoder.dataset or 'any':10} {encoder.describe()}")
     else:
-        from bench.metrics import METRICS
-
         for name in METRICS.names():
             metric = METRICS.get(name)
             print(f"{name:22} {'higher' if metric.higher_is_better else 'lower'} is better, compares {metric.compares}")
@@ -169,8 +166,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from bench import cache
-
     if args.action == "ls":
         paths = cache.entries()
         for path in paths:
@@ -182,8 +177,6 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from bench.executors import EXECUTORS
-
     root = argparse.ArgumentParser(prog="bench", description="Latent-space translation benchmark.")
     commands = root.add_subparsers(dest="command", required=True)
     results_default = str(REPO_ROOT / "results")
@@ -198,9 +191,7 @@ def parser() -> argparse.ArgumentParser:
     executor = run.add_argument("--executor", default="local",
                                 help="local: in-process, for the project's own methods (default); process: sandboxed worker "
                                      "processes with limits; ray: Ray tasks, each in a sandboxed worker")
-    # the registry's names, set after add_argument (which formats the choices): bench.sandbox, which
-    # registers process and ray, is imported only when `bench run --help` or --executor needs them
-    executor.choices = EXECUTORS
+    executor.choices = EXECUTORS  # the registry's names (bench.executors, and bench.sandbox's process and ray)
     run.add_argument("--no-sandbox", action="store_true",
                      help="process/ray: plain worker processes where the sandbox cannot be set up (rows are marked)")
     run.add_argument("--workers", type=int, help="worker processes for --executor process (default: CPU count)")
@@ -243,7 +234,7 @@ def parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=cmd_validate)
 
     listing = commands.add_parser("list", help="list registered things")
-    listing.add_argument("what", choices=["tasks", "methods", "mergers", "datasets", "encoders", "metrics"])
+    listing.add_argument("what", choices=["tasks", *PLUGIN_LISTS, "datasets", "encoders", "metrics"])
     listing.set_defaults(func=cmd_list)
 
     cache = commands.add_parser("cache", help="manage the embedding cache")
@@ -253,18 +244,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.datasets import DatasetUnavailable
-    from bench.method import SubmissionError
-    from bench.registry import UnknownNameError
-    from bench.results import ResultsFileError
-    from bench.executors import SandboxUnavailable
-    from bench.task import BadInputError  # TaskError is one
-
     args = parser().parse_args(argv)
     try:
         if getattr(args, "device", "auto") != "auto":  # before the command writes anything (run --fresh clears results)
-            from bench.runner import resolve_device
-
             resolve_device(args.device)
         return args.func(args)
     except (BadInputError, UnknownNameError, SubmissionError, ResultsFileError, DatasetUnavailable, SandboxUnavailable) as error:

@@ -36,7 +36,32 @@ ENTRY_POINT_GROUP = "bench.methods"
 
 
 class Method(BaseEstimator):
-    """Base class of translation methods. Subclasses implement fit and transform."""
+    """Base class of translation methods. Subclasses implement fit and transform.
+
+    The contract (checked by `bench check`, bench/checks.py): __init__ takes the hyperparameters
+    as keyword arguments and stores each unchanged under its own name; fit(X, Y) learns from
+    paired anchors X (n, dx) and Y (n, dy) into attributes ending in "_" and returns self;
+    transform(X) maps (m, dx) to (m, dy) on X's device, each row independently of the others.
+
+    >>> class Scaled(Method):
+    ...     def __init__(self, alpha: float = 1.0):
+    ...         self.alpha = alpha
+    ...     def fit(self, X: torch.Tensor, Y: torch.Tensor) -> "Scaled":
+    ...         self.map_ = torch.linalg.lstsq(X, Y).solution  # (dx, dy)
+    ...         return self
+    ...     def transform(self, X: torch.Tensor) -> torch.Tensor:
+    ...         self._check_fitted()
+    ...         return self.alpha * X @ self.map_
+    >>> X = torch.eye(3)
+    >>> Scaled(alpha=0.5).fit(X, 2 * X).transform(torch.ones(1, 3))
+    tensor([[1., 1., 1.]])
+    >>> Scaled().get_params()  # sklearn's, from __init__'s signature
+    {'alpha': 1.0}
+    >>> Scaled().transform(X)
+    Traceback (most recent call last):
+    ...
+    sklearn.exceptions.NotFittedError: Scaled.transform called before fit
+    """
 
     def fit(self, X: torch.Tensor, Y: torch.Tensor) -> "Method":  # (n, dx), (n, dy)
         raise NotImplementedError
@@ -96,8 +121,33 @@ METHODS: Registry[MethodInfo] = Registry("method")
 _loading_folder: Path | None = None  # set while a submission folder's module is imported
 
 
+def loading_folder() -> Path | None:
+    """The submission folder whose modules are being imported now (None outside load_submission)."""
+    return _loading_folder
+
+
 def register_method(name: str):
-    """Class decorator: `@register_method("ortho")` makes a Method subclass available by name."""
+    """Class decorator: `@register_method("ortho")` makes a Method subclass available by name.
+
+    In a submission (submissions/<name>/method.py; see the README):
+
+        @register_method("my-method")
+        class MyMethod(Method):
+            ...
+
+    The runner, `bench check` and task files then find the class by its name:
+
+    >>> info = get_method("ortho")
+    >>> info.cls.method_name, issubclass(info.cls, Method)
+    ('ortho', True)
+
+    Names are lowercase letters, digits, "-", "_" or ".", so that they are also folder names:
+
+    >>> register_method("My Method")
+    Traceback (most recent call last):
+    ...
+    ValueError: method name 'My Method' must be lowercase letters, digits, '-', '_' or '.'
+    """
     if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", name):
         raise ValueError(f"method name {name!r} must be lowercase letters, digits, '-', '_' or '.'")
 

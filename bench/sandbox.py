@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from contextlib import contextmanager
 import inspect
 import os
 import pickle
@@ -34,24 +33,38 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal
+from typing import Any, Literal
 
 import landlock
 import numpy as np
 import torch
 
-from bench.checks import RULES as METHOD_RULES
 from bench.checks import CheckResult
-from bench.executors import EXECUTORS, Executor, Job, MergeJob, Outcome, SandboxUnavailable, failed
-from bench.merger_checks import RULES as MERGER_RULES
-from bench.merging import MERGERS, Merger
-from bench.method import METHODS, Method, MethodInfo, SubmissionError, import_folders_with, read_card
-from bench.wire import (READY, CheckJob, Described, DescribeJob, ProtocolError, annotation_of, check_result_from,
-                        decode, descriptions_from, frame, on_host, outcomes_from, read_exact, result_limit)
+from bench.executors import EXECUTORS, Executor, Job, Outcome, SandboxUnavailable, failed
+from bench.families import FAMILIES, family_of
+from bench.method import MethodInfo, SubmissionError, import_folders_with, read_card
+from bench.wire import (
+    READY,
+    CheckJob,
+    Described,
+    DescribeJob,
+    ProtocolError,
+    annotation_of,
+    check_result_from,
+    decode,
+    descriptions_from,
+    frame,
+    on_host,
+    outcomes_from,
+    read_exact,
+    result_limit,
+)
 
 Isolation = Literal["sandbox", "process", "in-process"]
 START_SECONDS = 120.0  # a worker imports torch and the harness once; a cold disk can take a while
@@ -68,28 +81,28 @@ def stand_in(described: Described) -> type:
         default = p["default"] if p.get("has_default", True) else inspect.Parameter.empty
         parameters.append(inspect.Parameter(str(p["name"]), inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default))
 
-    def __init__(self, **params: Any) -> None:
+    def __init__(self: Any, **params: Any) -> None:
         for key, value in params.items():
             setattr(self, key, value)
 
     __init__.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     __init__.__annotations__ = {str(p["name"]): annotation_of(p["type"]) for p in described.params}
 
-    def _never(self, *args: Any, **kwargs: Any) -> Any:
+    def _never(self: Any, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"{described.name!r} runs only in a worker (bench/sandbox.py)")
 
     namespace: dict[str, Any] = {"__init__": __init__, "fit": _never, "transform": _never, "__module__": __name__,
                                  "__qualname__": f"StandIn[{described.name}]"}
     if described.batches:
         namespace["fit_many"] = _never
-    return type(f"StandIn[{described.name}]", (Merger if described.family == "merger" else Method,), namespace)
+    return type(f"StandIn[{described.name}]", (FAMILIES[described.family].base,), namespace)
 
 
 def register_described(described: Described, folder: Path) -> str:
     """Register a described plug-in under its name, in the runner, with its stand-in class and card;
     return the name it is registered under. A name another folder has taken already makes this
     folder a broken plug-in under its own folder name, as importing both in one process would."""
-    registry, folder = (MERGERS if described.family == "merger" else METHODS), Path(folder).resolve()
+    registry, folder = FAMILIES[described.family].registry, Path(folder).resolve()
     existing = registry.registered(described.name)
     if existing is not None and existing.folder == folder:
         return described.name  # this process imported the same folder itself before (a test, or the local executor)
@@ -98,7 +111,8 @@ def register_described(described: Described, folder: Path) -> str:
         described = Described.broken(folder.name, error, described.family)
         if registry.registered(folder.name) is not None:
             return folder.name
-    registry.add(described.name, MethodInfo(described.name, stand_in(described), folder, read_card(folder), described.error))
+    registry.add(described.name,
+                 MethodInfo(described.name, stand_in(described), folder, read_card(folder), described.error))
     return described.name
 
 
@@ -124,7 +138,8 @@ def unavailable_reason() -> str | None:
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"bubblewrap cannot start ({error})"
     if done.returncode != 0:
-        return f"bubblewrap cannot create namespaces here: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+        return ("bubblewrap cannot create namespaces here: "
+                f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
     return None
 
 
@@ -187,6 +202,8 @@ class Worker:
     def __init__(self, sandboxed: bool, folders: Iterable[str] = (), threads: int = 1, gpu: bool = False):
         self.sandboxed, self.threads, self.gpu = sandboxed, threads, gpu
         self.folders = sorted({str(Path(f).resolve()) for f in folders})
+        # Created by start(), with stdin and stdout pipes: the type: ignores below are for the
+        # Optionals mypy sees where a started worker is used.
         self.process: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
@@ -195,13 +212,14 @@ class Worker:
         python = [sys.executable, "-I", "-c", launch, str(self.threads), *roots]
         return [*bwrap_command(self.folders, self.gpu), *python] if self.sandboxed else python
 
-    def start(self) -> "Worker":
-        env = None if self.sandboxed else {k: v for k, v in os.environ.items() if k in PASSED_ENV or k in ("PATH", "LANG")}
+    def start(self) -> Worker:
+        env = None if self.sandboxed else {k: v for k, v in os.environ.items()
+                                           if k in PASSED_ENV or k in ("PATH", "LANG")}
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
                                         start_new_session=True, env=env, cwd=tempfile.gettempdir())
-        ready, _, _ = select.select([self.process.stdout], [], [], START_SECONDS)
-        if not ready or self.process.stdout.readline() != READY:
+        ready, _, _ = select.select([self.process.stdout], [], [], START_SECONDS)  # type: ignore[type-var]
+        if not ready or self.process.stdout.readline() != READY:  # type: ignore[union-attr]
             self.kill()
             self.log.seek(0)
             lines = self.log.read().decode(errors="replace").strip().splitlines()
@@ -209,18 +227,18 @@ class Worker:
         return self
 
     def send(self, request: Any) -> None:
-        self.process.stdin.write(frame(pickle.dumps(on_host(request))))
-        self.process.stdin.flush()
+        self.process.stdin.write(frame(pickle.dumps(on_host(request))))  # type: ignore[union-attr]
+        self.process.stdin.flush()  # type: ignore[union-attr]
 
     def receive(self, limit: int) -> tuple[dict[str, Any], list[np.ndarray]]:
         """The next result; EOFError when the worker died (killed, or killed by its method)."""
-        header = read_exact(self.process.stdout, 8)
+        header = read_exact(self.process.stdout, 8)  # type: ignore[union-attr,arg-type]
         if header is None:
             raise EOFError
         size = struct.unpack("<Q", header)[0]
         if size > limit + 2**16:
             raise ProtocolError(f"a result of {size} bytes (at most {limit} expected)")
-        payload = read_exact(self.process.stdout, size)
+        payload = read_exact(self.process.stdout, size)  # type: ignore[union-attr,arg-type]
         if payload is None:
             raise EOFError
         return decode(payload)
@@ -228,7 +246,7 @@ class Worker:
     def call(self, request: Any, timeout: float | None) -> tuple[dict[str, Any], list[np.ndarray]] | None:
         """Send a request and wait for its result; None when it ran out of time (the worker is then killed)."""
         self.send(request)
-        if not wait([self.process.stdout], timeout):
+        if not wait([self.process.stdout], timeout):  # type: ignore[union-attr,list-item]
             self.kill()
             return None
         return self.receive(result_limit(request))
@@ -247,7 +265,7 @@ class Worker:
         self.process.wait()
         for stream in (self.process.stdin, self.process.stdout):
             try:
-                stream.close()
+                stream.close()  # type: ignore[union-attr]
             except OSError:
                 pass
 
@@ -267,24 +285,19 @@ class _Slot:
     deadline: float | None = None
 
 
-def _shapes(job: Job | MergeJob) -> list[tuple[int, int | None]]:
-    if isinstance(job, MergeJob):
-        return [(job.spaces[0].shape[0], None)]
-    return [(job.X_eval.shape[0], Y.shape[1]) for Y in job.Y_anchors]
-
-
-def job_outcomes(worker: Worker, job: Job | MergeJob) -> list[Outcome]:
+def job_outcomes(worker: Worker, job: Job) -> list[Outcome]:
     """Read one job's result from a worker; a dead worker or a malformed result fails the job's cells."""
     try:
         header, arrays = worker.receive(result_limit(job))
-        return outcomes_from(header, arrays, job.cells, _shapes(job))
+        return outcomes_from(header, arrays, job.cells, job.output_shapes())
     except EOFError:
         worker.kill()
         return failed(job, "crash: the worker process died while running the method (killed by a signal); "
                            "a method must not exit the interpreter or kill its worker")
     except Exception as error:  # ProtocolError, or anything else a crafted result provokes: the job's failure only
         worker.kill()
-        return failed(job, f"protocol: the worker sent {error if isinstance(error, ProtocolError) else type(error).__name__}")
+        return failed(job, "protocol: the worker sent "
+                           f"{error if isinstance(error, ProtocolError) else type(error).__name__}")
 
 
 class ProcessExecutor:
@@ -303,7 +316,7 @@ class ProcessExecutor:
     def _start(self, gpu: bool) -> Worker:
         return Worker(self.sandboxed, self.folders, self.threads, gpu).start()
 
-    def run(self, jobs: Iterable[Job | MergeJob], folders: Iterable[str] = ()) -> Iterator[tuple[int, list[Outcome]]]:
+    def run(self, jobs: Iterable[Job], folders: Iterable[str] = ()) -> Iterator[tuple[int, list[Outcome]]]:
         self.folders = sorted(set(self.folders) | {str(Path(f).resolve()) for f in folders})
         pending = iter(enumerate(jobs))
         slots: list[_Slot] = []
@@ -320,21 +333,21 @@ class ProcessExecutor:
                     return
                 deadlines = [s.deadline for s in busy if s.deadline is not None]
                 timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-                ready = wait([s.worker.process.stdout for s in busy], timeout)
+                ready = wait([s.worker.process.stdout for s in busy], timeout)  # type: ignore[union-attr,misc]
                 for slot in busy:
-                    if slot.worker.process.stdout in ready:
+                    if slot.worker.process.stdout in ready:  # type: ignore[union-attr,operator]
                         outcomes = job_outcomes(slot.worker, slot.job)
                     elif slot.deadline is not None and time.monotonic() >= slot.deadline:
                         slot.worker.kill()
-                        outcomes = failed(slot.job, f"time limit: fit + transform took longer than {slot.job.time_limit:g} s; "
-                                                    "the worker was killed")
+                        outcomes = failed(slot.job, "time limit: fit + transform took longer than "
+                                                    f"{slot.job.time_limit:g} s; the worker was killed")
                     else:
                         continue
                     index = slot.index
                     if not slot.worker.alive():
                         slot.worker = self._start(slot.job.device.startswith("cuda"))
                     slot.index = slot.job = slot.deadline = None
-                    yield index, outcomes
+                    yield index, outcomes  # type: ignore[misc]  # a busy slot has an index
         finally:
             for slot in slots:
                 slot.worker.kill()
@@ -362,9 +375,9 @@ class RayExecutor:
         self.folders = [str(Path(folder).resolve()) for folder in folders]
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     **({} if address else {"num_cpus": os.cpu_count() or 2}))
+                     **({} if address else {"num_cpus": os.cpu_count() or 2}))  # type: ignore[arg-type]
 
-    def run(self, jobs: Iterable[Job | MergeJob], folders: Iterable[str] = ()) -> Iterator[tuple[int, list[Outcome]]]:
+    def run(self, jobs: Iterable[Job], folders: Iterable[str] = ()) -> Iterator[tuple[int, list[Outcome]]]:
         ray = self.ray
         self.folders = sorted(set(self.folders) | {str(Path(f).resolve()) for f in folders})
         remote = ray.remote(_ray_execute)
@@ -372,7 +385,8 @@ class RayExecutor:
         for index, job in enumerate(jobs):
             gpus = 1 if job.device.startswith("cuda") else 0
             ref = remote.options(num_gpus=gpus, max_retries=0).remote(job, self.sandboxed, self.folders)
-            running[ref] = (index, time.monotonic(), _Submitted(job.cells, job.time_limit))  # not the job: its tensors can go
+            # not the job: its tensors can go
+            running[ref] = (index, time.monotonic(), _Submitted(job.cells, job.time_limit))
         while running:
             ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
             for ref in ready:
@@ -380,12 +394,15 @@ class RayExecutor:
                 try:
                     outcomes = ray.get(ref)
                 except Exception as error:  # the Ray worker died: Ray reports it as an error on get
-                    outcomes = failed(submitted, f"crash: the Ray worker died while running the method ({type(error).__name__})")
+                    outcomes = failed(submitted, "crash: the Ray worker died while running the method "
+                                                 f"({type(error).__name__})")
                 yield index, outcomes
-            for ref in [r for r, (_, start, sub) in running.items() if sub.time_limit and time.monotonic() - start > sub.time_limit]:
+            for ref in [r for r, (_, start, sub) in running.items()
+                        if sub.time_limit and time.monotonic() - start > sub.time_limit]:
                 ray.cancel(ref, force=True)
                 index, _, submitted = running.pop(ref)
-                yield index, failed(submitted, f"time limit: fit + transform took longer than {submitted.time_limit:g} s; the Ray task was cancelled")
+                yield index, failed(submitted, "time limit: fit + transform took longer than "
+                                               f"{submitted.time_limit:g} s; the Ray task was cancelled")
 
 
 @dataclass
@@ -397,7 +414,7 @@ class _Submitted:
 _RAY_WORKERS: dict[tuple, Worker] = {}  # one sandboxed worker per Ray worker process and configuration
 
 
-def _ray_execute(job: Job | MergeJob, sandboxed: bool, folders: list[str]) -> list[Outcome]:
+def _ray_execute(job: Job, sandboxed: bool, folders: list[str]) -> list[Outcome]:
     key = (sandboxed, tuple(folders), job.device.startswith("cuda"))
     worker = _RAY_WORKERS.get(key)
     if worker is None or not worker.alive():
@@ -449,7 +466,8 @@ class Isolated:
         try:
             result = worker.call(request, request.time_limit)
             if result is None:
-                return [Described.broken(folder.name, f"time limit: importing took longer than {self.rule_seconds:g} s")]
+                return [Described.broken(folder.name,
+                                         f"time limit: importing took longer than {self.rule_seconds:g} s")]
             return descriptions_from(result[0], folder)
         except Exception as error:  # EOFError (the worker died), ProtocolError, or what a crafted result provokes
             worker.kill()
@@ -477,13 +495,15 @@ class Isolated:
                 try:
                     result = worker.call(request, self.rule_seconds)
                     if result is None:
-                        results.append(CheckResult(rule, False, f"time limit: the rule took longer than {self.rule_seconds:g} s; "
-                                                                "the worker was killed"))
+                        results.append(CheckResult(rule, False, "time limit: the rule took longer than "
+                                                                f"{self.rule_seconds:g} s; the worker was killed"))
                     else:
                         results.append(check_result_from(result[0], rule))
-                except Exception as error:  # EOFError (the worker died), ProtocolError, or what a crafted result provokes
+                # EOFError (the worker died), ProtocolError, or what a crafted result provokes
+                except Exception as error:
                     worker.kill()
-                    results.append(CheckResult(rule, False, f"crash: the worker died during the rule ({type(error).__name__})"))
+                    results.append(CheckResult(rule, False,
+                                               f"crash: the worker died during the rule ({type(error).__name__})"))
         finally:
             if worker is not None:
                 worker.kill()
@@ -498,18 +518,19 @@ class Isolated:
                 found = ", ".join(d.name for d in described) or "none"
                 raise SubmissionError(f"{path} must register exactly one method or merger, found: {found}")
             name = register_described(described[0], path)
-            info = (MERGERS if described[0].family == "merger" else METHODS).get(name)
+            info = FAMILIES[described[0].family].registry.get(name)
             return dataclasses.replace(described[0], name=name, error=info.error), str(path.resolve())
         if path.exists() or "/" in name_or_path or "\\" in name_or_path:
             raise SubmissionError(f"{name_or_path!r} is not a submission folder")
-        family, registry = ("merger", MERGERS) if name_or_path in MERGERS else ("method", METHODS)
-        info = registry.get(name_or_path)  # unknown names raise, with the closest ones
-        return Described(family, info.name, info.error, [], False, False), str(info.folder) if info.folder else None
+        # the first family that knows the name; unknown names raise, with the first family's closest ones
+        family = next((f for f in FAMILIES.values() if name_or_path in f.registry), next(iter(FAMILIES.values())))
+        info = family.registry.get(name_or_path)
+        return Described(family.name, info.name, info.error, [], False, False), str(info.folder) if info.folder else None
 
     def importer(self, folder: Path, registry: Any) -> list[str]:
         """For bench.method.import_folders_with: describe in a worker, register stand-ins here."""
-        return [register_described(described, folder) for described in self.describe(folder)
-                if (registry is MERGERS) == (described.family == "merger")]
+        family = family_of(registry)
+        return [register_described(described, folder) for described in self.describe(folder) if described.family == family.name]
 
 
 @contextmanager
@@ -528,4 +549,3 @@ def isolated_discovery(sandboxed: bool = True, rule_seconds: float = 60.0) -> It
         isolated.close()
 
 
-RULE_NAMES = {"method": [rule for rule, _ in METHOD_RULES], "merger": [rule for rule, _ in MERGER_RULES]}

@@ -18,13 +18,20 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+import yaml
 
+from bench.executors import SandboxUnavailable
+from bench.families import FAMILIES
+from bench.method import SubmissionError
 from bench.ranking import Ranking, empty_cells, normalised_cells, rank
 from bench.report.blocks import Block, Heading, Inline, Para, Strong, Table, User, link_or_text
 from bench.report.markdown import to_markdown
 from bench.report.rows import current_rows, is_current_factory
 from bench.report.tables import ranking_table
-from bench.task import Task
+from bench.results import ResultStore
+from bench.runner import Summary, resolve_device, run_task
+from bench.sandbox import Isolated, ProcessExecutor, isolated_discovery
+from bench.task import Task, check_against_data, discover_tasks, find_task
 
 CARD_FIELDS = ("title", "authors", "paper", "license", "description")
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
@@ -32,8 +39,6 @@ EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 
 def check_card(folder: Path) -> list[str]:
     """Problems with folder/card.yaml, one line each; empty when it is complete."""
-    import yaml
-
     path = folder / "card.yaml"
     if not path.is_file():
         return [f"{path}: missing; it needs {', '.join(CARD_FIELDS)} (see CONTRIBUTING.md)"]
@@ -57,10 +62,8 @@ def submit(folder: Path, results: Path, task_names: list[str] | None = None, dev
     """Run the four steps; return the exit code (0 when everything passed and every cell scored).
 
     The submission's code runs only in workers (bench/sandbox.py), sandboxed unless sandboxed=False
-    (--no-sandbox, where the sandbox cannot be set up: the report and every row then say so)."""
-    from bench.executors import SandboxUnavailable
-    from bench.sandbox import isolated_discovery
-
+    (--no-sandbox, where the sandbox cannot be set up: the report and every row then say so).
+    Methods and mergers alike (bench.families): the suite runs the tasks whose kind's family it is."""
     folder = Path(folder)
     problems = check_card(folder)
     echo("FAIL  card\n" + "\n".join(f"      {p}" for p in problems) if problems else "PASS  card")
@@ -75,13 +78,7 @@ def submit(folder: Path, results: Path, task_names: list[str] | None = None, dev
 
 
 def _checked_and_run(folder: Path, results: Path, task_names: list[str] | None, device: str, progress: bool,
-                     echo: Callable[[str], None], isolated: Any) -> int:
-    from bench.method import SubmissionError
-    from bench.results import ResultStore
-    from bench.runner import Summary, resolve_device, run_task
-    from bench.sandbox import RULE_NAMES, ProcessExecutor
-    from bench.task import check_against_data, discover_tasks, find_task
-
+                     echo: Callable[[str], None], isolated: Isolated) -> int:
     try:
         described, plugin_folder = isolated.resolve(str(folder))
     except SubmissionError as error:
@@ -90,8 +87,8 @@ def _checked_and_run(folder: Path, results: Path, task_names: list[str] | None, 
     if described.error is not None:
         echo(f"FAIL  import: {described.error}")
         return EXIT_FAILED
-    name = described.name
-    checks = isolated.check(described.family, name, plugin_folder, RULE_NAMES[described.family])
+    name, family = described.name, FAMILIES[described.family]
+    checks = isolated.check(family.name, name, plugin_folder, family.rule_names)
     failed_checks = [c for c in checks if not c.passed]
     echo(f"{'FAIL' if failed_checks else 'PASS'}  conformance: {len(checks) - len(failed_checks)}/{len(checks)} rules passed")
     for check in failed_checks:
@@ -101,9 +98,9 @@ def _checked_and_run(folder: Path, results: Path, task_names: list[str] | None, 
 
     # tasks are loaded only now: a task that lists no methods takes every registered one, this included
     tasks = [find_task(t) for t in task_names] if task_names else discover_tasks(default_suite_only=True)
-    tasks = [t for t in tasks if any(name == m.name for m in t.methods)]
+    tasks = [t for t in tasks if t.kind.plugins is family.registry and any(name == m.name for m in t.methods)]
     if not tasks:
-        echo(f"FAIL  suite: no task runs {name!r} (their `methods` lists name other methods)")
+        echo(f"FAIL  suite: no task runs the {family.name} {name!r} (their `methods` lists name other {family.plural})")
         return EXIT_FAILED
     store, summary, started = ResultStore(results), Summary(), time.perf_counter()
     executor = ProcessExecutor(folders=[folder], sandboxed=isolated.sandboxed)
@@ -117,7 +114,7 @@ def _checked_and_run(folder: Path, results: Path, task_names: list[str] | None, 
 
     report = results / "reports" / f"{name}.md"
     report.parent.mkdir(parents=True, exist_ok=True)
-    text = write_report(name, store.rows(), tasks, len(checks))
+    text = write_report(name, store.rows(), tasks, len(checks), family.registry.get(name).card)
     if not isolated.sandboxed:  # said first, where nobody can miss it
         text = (f"**Not sandboxed**: run with `--no-sandbox`, so nothing confined this submission's code; "
                 f"its rows are marked `isolation: process` and the leaderboard flags them.\n\n{text}")
@@ -126,14 +123,11 @@ def _checked_and_run(folder: Path, results: Path, task_names: list[str] | None, 
     return EXIT_FAILED if summary.failed else 0
 
 
-def write_report(name: str, rows: list[dict[str, Any]], tasks: list[Task], n_checks: int) -> str:
-    """The report's Markdown: the method's rank overall and per task, its rivals, cost and failures."""
-    from bench.method import METHODS
-
+def write_report(name: str, rows: list[dict[str, Any]], tasks: list[Task], n_checks: int, card: dict[str, Any]) -> str:
+    """The report's Markdown: the plug-in's rank overall and per task, its rivals, cost and failures."""
     by_name = {t.name: t for t in tasks}
     run_rows = [r for r in rows if r["task"] in by_name]
     frame, stale = current_rows(run_rows, by_name)  # stale: rows of these tasks from an older version or source
-    card = METHODS.get(name).card
     mine = [r for r in rows if r["method_name"] == name and is_current_factory(by_name)(r)]
     labels = sorted({r["method"] for r in mine})
     names = {} if frame.empty else frame.drop_duplicates("method").set_index("method").method_name.to_dict()

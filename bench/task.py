@@ -2,10 +2,10 @@
 
     name: digits-cross-seed           # unique, used in results/ paths
     version: 1                        # bump when scores would change
-    kind: classification
+    kind: classification              # a registered TaskKind (bench/kinds/): it owns the next block
     default_suite: true
     dataset: {name: digits, fit_split: train, eval_split: test}
-    encoders: {all: [digits-mlp-w64-s0, digits-mlp-w64-s1]}   # all ordered pairs, or pairs: [[a, b], ...]
+    encoders: {all: [digits-mlp-w64-s0, digits-mlp-w64-s1]}   # the kind's own block (its `block` key)
     decoder: logistic                 # classification: fitted on each target's own fit-split embeddings
                                       # (reconstruction uses the target autoencoder's decoder; similarity none)
     anchors: {counts: [64, 256], seeds: [0, 1, 2], sampling: uniform}
@@ -22,6 +22,10 @@ closest valid ones. A task file cannot say something it does not mean:
 - numbers are bounded: anchor counts 1..10,000,000 (and at most the fit split), seeds
   0..2**32-1, time_s finite in (0, 86,400], memory_mb 1..1,048,576 (1 TiB).
 YAML is read with a yaml.SafeLoader subclass: no code runs from a task file.
+
+What differs between task kinds (their spec block, plug-in family, metric inputs, checks, cells
+and evaluation) is each kind's own: a TaskKind, registered in KINDS by its module in bench/kinds/.
+This module only looks kinds up by name, so it never names one.
 """
 from __future__ import annotations
 
@@ -32,16 +36,28 @@ import json
 import math
 import types
 import typing
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, Literal, Protocol, Union
 
 import numpy as np
 import yaml
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator)
 
+from bench.compare import NATIVE
+from bench.datasets import DATASETS, Dataset, DatasetUnavailable, load_dataset
+from bench.decoders import DECODERS
 from bench.method import REPO_ROOT
+from bench.metrics import METRICS
+from bench.registry import Registry
+
+if TYPE_CHECKING:  # the run-time and report halves of a kind: only the runner, the report and the kinds import these
+    import pandas as pd
+    import torch
+
+    from bench.executors import Job, Outcome
+    from bench.report.blocks import Block, Inline
 
 Scalar = Union[bool, int, float, str, None]
 MAX_SEED = 2**32 - 1  # numpy's legacy RandomState takes no larger seed; no task needs one
@@ -49,10 +65,6 @@ MAX_ANCHORS = 10_000_000  # beyond any data set here; check_against_data holds c
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 LABEL_PATTERN = r"^[a-z0-9][a-z0-9_.,=\[\]-]*$"  # e.g. ortho[preprocessing=l2]
 
-
-# What each task kind can score (see bench/metrics.py, COMPARES).
-KIND_COMPARES = {"classification": ("labels", "native", "probes", "latent", "clusters"), "similarity": ("latent", "clusters"),
-                 "reconstruction": ("pixels", "latent"), "merging": ("latent", "labels", "clusters")}
 
 
 class BadInputError(ValueError):
@@ -76,33 +88,6 @@ class DatasetSpec(Strict):
     name: str
     fit_split: str = "train"
     eval_split: str = "test"
-
-
-def _source_and_target(pair: list[str]) -> list[str]:
-    if len(pair) != 2:
-        raise ValueError(f"a pair is [source, target], two encoder ids; this one has {len(pair)}")
-    return pair
-
-
-# A list, not tuple[str, str]: strict mode takes no YAML list for a tuple. Dumped as a JSON list
-# either way, so spec hashes are unchanged.
-EncoderPair = Annotated[list[str], AfterValidator(_source_and_target)]
-
-
-class EncoderSpec(Strict):
-    all: list[str] | None = Field(default=None, min_length=2)
-    pairs: list[EncoderPair] | None = Field(default=None, min_length=1)
-
-    @model_validator(mode="after")
-    def exactly_one(self) -> "EncoderSpec":
-        if (self.all is None) == (self.pairs is None):
-            raise ValueError("give exactly one of 'all' (a list: every ordered pair) or 'pairs' (a list of [source, target])")
-        return self
-
-    def ordered_pairs(self) -> list[tuple[str, str]]:
-        if self.pairs is not None:
-            return [tuple(pair) for pair in self.pairs]
-        return [(s, t) for s in self.all for t in self.all if s != t]
 
 
 class AnchorSpec(Strict):
@@ -146,26 +131,6 @@ class MethodSpec(Strict):
         return f"{self.name}[{','.join(f'{k}={v}' for k, v in sorted(self.params.items()))}]"
 
 
-class MergingSpec(Strict):
-    """How a merging task splits its fit split and which encoder it trains per part (bench/merging.py).
-    Bounds: n_tasks 2..1,000 (and at most the classes: checked against the data), width 2..65,536,
-    seed 0..2**32-1, shared_classes finite in (0, 1)."""
-    partitions: list[Literal["shared-samples", "shared-classes", "disjoint"]] = Field(min_length=1)
-    n_tasks: int = Field(default=2, ge=2, le=1_000)
-    # shared-samples: fraction of classes every part sees
-    shared_classes: float = Field(default=0.8, gt=0, lt=1, allow_inf_nan=False)
-    arch: Literal["mlp", "cnn"] = "mlp"
-    width: int = Field(default=64, ge=2, le=65_536)
-    seed: int = Field(default=0, ge=0, le=MAX_SEED)  # the end-to-end encoder's training seed; part i's is seed + 1 + i
-
-    @field_validator("partitions")
-    @classmethod
-    def unique(cls, values: list[str]) -> list[str]:
-        if len(set(values)) != len(values):
-            raise ValueError("values must be unique")
-        return values
-
-
 class LimitSpec(Strict):
     """Per-cell limits, enforced by the process and ray executors (not part of the spec hash). A job
     of several cells fitted together (Method.fit_many) gets the limits' time times its cells.
@@ -175,28 +140,137 @@ class LimitSpec(Strict):
 
 
 class TaskSpec(Strict):
+    """The fields every task has. A task's own spec class (spec_class) adds its kind's block, e.g.
+    `encoders` (bench/kinds/stitching.py) or `merging` (bench/kinds/merging.py)."""
     name: str = Field(pattern=NAME_PATTERN)
     version: int = Field(ge=1)
     description: str = ""
-    kind: Literal["classification", "similarity", "reconstruction", "merging"]
+    kind: str
     default_suite: bool = False
     dataset: DatasetSpec
-    encoders: EncoderSpec | None = None  # every kind but merging
-    merging: MergingSpec | None = None  # merging only: its encoders are trained per partition
     decoder: str = "logistic"
     anchors: AnchorSpec
     methods: list[Union[str, MethodSpec]] | None = Field(default=None, min_length=1)
     metrics: list[str] = Field(min_length=1)
     limits: LimitSpec = LimitSpec()
 
-    @model_validator(mode="after")
-    def encoders_or_merging(self) -> "TaskSpec":
-        if self.kind == "merging":
-            if self.merging is None or self.encoders is not None:
-                raise ValueError("a merging task gives 'merging' (how to split the data and train its encoders), not 'encoders'")
-        elif self.encoders is None or self.merging is not None:
-            raise ValueError(f"a {self.kind} task gives 'encoders', not 'merging'")
-        return self
+    @field_validator("kind")
+    @classmethod
+    def registered_kind(cls, kind: str) -> str:
+        if kind not in KINDS:
+            raise ValueError(f"unknown task kind {kind!r}{closest(kind, KINDS.names())}")
+        return kind
+
+    @property
+    def block(self) -> Any:
+        """The kind's own block of this spec (e.g. its EncoderSpec)."""
+        return getattr(self, KINDS.get(self.kind).block)
+
+
+Row = dict[str, Any]  # one result row (bench/results.py: ROW_FIELDS)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One scored unit of a task: a method on a (source, target) pair with n anchors of one seed. A
+    kind says what source and target stand for (encoders; for merging, a partition and a reference)."""
+    source: str
+    target: str
+    method: MethodSpec
+    n_anchors: int
+    seed: int
+
+
+def reference_cell(target: str) -> Cell:
+    """The cell of a task's ceiling on `target`: no plug-in, scored as `native` (bench.compare)."""
+    return Cell(target, target, MethodSpec(name=NATIVE), 0, 0)
+
+
+Scores = tuple[dict[str, float | None], dict[str, str]]  # metric -> value (None: unavailable), metric -> why
+
+
+class Evaluation(Protocol):
+    """The run-time half of a task kind, for one task on one device (TaskKind.evaluation). The
+    runner asks, in this order: the reference cells, the jobs of the pending cells, and then the
+    scores of each job's outputs; it builds, times and stores every row itself."""
+
+    def reference_cells(self) -> list[Cell]:
+        """The reference cells (reference_cell) whose rows rank and normalise the task's plug-ins."""
+        ...
+
+    def score_reference(self, cell: Cell) -> Scores:
+        ...
+
+    def batches(self, pending: list[tuple[Cell, Row]]) -> list[list[tuple[Cell, Row]]]:
+        """Pending cells grouped into jobs: each group is one job's cells."""
+        ...
+
+    def job(self, batch: list[tuple[Cell, Row]], limits: LimitSpec) -> "Job":
+        """What the plug-in may see for these cells; it records each row's anchor_ids_hash."""
+        ...
+
+    def score(self, cell: Cell, output: "torch.Tensor") -> Scores:
+        """The task's metrics on a cell's output (a job's Outcome.translated)."""
+        ...
+
+    def scored(self, cell: Cell, output: "torch.Tensor") -> None:
+        """Called after a cell scored: what a kind keeps beside the row (e.g. reconstruction grids)."""
+        ...
+
+
+class TaskKind(Protocol):
+    """A family of tasks that owns its evaluation (lm-evaluation-harness's task classes, mteb's task
+    types): the task file's `kind` names one, and nothing outside its module branches on it.
+
+        @KINDS.register("my-kind")
+        class MyKind: ...   # these attributes and methods; see bench/kinds/ and tests/test_kinds.py
+    """
+
+    block: str  # the task file's key for the kind's own settings, e.g. "encoders"
+    block_spec: type[BaseModel]  # its schema (a Strict model)
+    plugins: Registry[Any]  # the plug-in family its tasks' `methods` name (bench.method.METHODS, ...)
+    compares: tuple[str, ...]  # the metric inputs it provides (bench.metrics COMPARES): a metric must compare one
+    ranked: bool  # its plug-ins are normalised and ranked with the translation methods on the leaderboard
+    title: str  # an unranked kind's section of the leaderboard: its heading,
+    note: str  # and what it measures
+
+    def pairs(self, spec: TaskSpec) -> list[tuple[str, str]]:
+        """(source, target) of each cell group, in order."""
+        ...
+
+    def problems(self, spec: TaskSpec) -> list[str]:
+        """`key.path: problem` lines about the block's names (registered encoders, ...), without data."""
+        ...
+
+    def data_problems(self, task: "Task", dataset: Dataset) -> list[str]:
+        """`key.path: problem` lines that need the data set loaded."""
+        ...
+
+    def evaluation(self, task: "Task", dataset: Dataset, device: "torch.device", results_dir: Path) -> Evaluation:
+        """How its cells run and score; results_dir is where it may keep files beside the rows."""
+        ...
+
+    def describe(self, task: "Task") -> list["Inline"]:
+        """Its setting, in the leaderboard's line "Data set X<this>, decoder ..." (bench.report.blocks inlines)."""
+        ...
+
+    def report(self, frame: "pd.DataFrame", task: "Task", names: dict[str, str]) -> list["Block"]:
+        """An unranked kind's blocks for one task in its own section (current rows in `frame`)."""
+        ...
+
+
+# name -> TaskKind; bench/kinds/ registers the project's own on first use (a test may add one)
+KINDS: Registry[TaskKind] = Registry("task kind")
+KINDS.add_loader(lambda: importlib.import_module("bench.kinds"))
+
+
+def spec_class(kind: TaskKind) -> type[TaskSpec]:
+    """TaskSpec with the kind's block as a required field."""
+    return _spec_classes.setdefault(kind.block_spec, create_model(  # type: ignore[call-overload]
+        f"TaskSpec[{kind.block}]", __base__=TaskSpec, **{kind.block: (kind.block_spec, ...)}))
+
+
+_spec_classes: dict[type[BaseModel], type[TaskSpec]] = {}
 
 
 @dataclass(frozen=True)
@@ -214,13 +288,19 @@ class Task:
     def main_metric(self) -> str:
         return self.spec.metrics[0]
 
-    def pairs(self) -> list[tuple[str, str]]:
-        """(source, target) per cell; for a merging task (partition, end-to-end encoder)."""
-        if self.spec.kind == "merging":
-            from bench.merging import end_to_end_id
+    @property
+    def kind(self) -> TaskKind:
+        return KINDS.get(self.spec.kind)
 
-            return [(partition, end_to_end_id(self.spec)) for partition in self.spec.merging.partitions]
-        return self.spec.encoders.ordered_pairs()
+    def pairs(self) -> list[tuple[str, str]]:
+        """(source, target) per cell group, as the task's kind defines them."""
+        return self.kind.pairs(self.spec)
+
+    def plan(self, method_filter: set[str] | None = None) -> list[Cell]:
+        """Every cell of the task (of the methods named in method_filter, by name or label)."""
+        methods = [m for m in self.methods if method_filter is None or m.name in method_filter or m.display in method_filter]
+        anchors = self.spec.anchors
+        return [Cell(s, t, m, n, seed) for (s, t) in self.pairs() for m in methods for n in anchors.counts for seed in anchors.seeds]
 
 
 def tasks_dir() -> Path:
@@ -232,14 +312,14 @@ def _key_path(loc: tuple) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in ("str", "MethodSpec", "function-after[exactly_one(), EncoderSpec]"):
+        elif part in ("str", "MethodSpec") or str(part).startswith("function-after["):
             continue  # pydantic's union branch tags carry no key
         else:
             path += f".{part}" if path else str(part)
     return path or "(top level)"
 
 
-def _closest(name: str, known: list[str]) -> str:
+def closest(name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     return f"; did you mean {', '.join(map(repr, close))}?" if close else f" (known: {', '.join(sorted(known))})"
 
@@ -247,9 +327,6 @@ def _closest(name: str, known: list[str]) -> str:
 def spec_hash(spec: TaskSpec) -> str:
     """Hash of everything that changes scores (not the description or suite membership)."""
     data = spec.model_dump(mode="json", exclude={"description", "default_suite", "limits"})
-    for key in ("encoders", "merging"):  # each kind has one of them; hashes predate `merging`
-        if data[key] is None:
-            del data[key]
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -324,15 +401,22 @@ def _read_yaml(path: Path) -> Any:
     return data
 
 
-def _schema_problems(error: ValidationError) -> list[str]:
+def _schema_problems(error: ValidationError, model: type[BaseModel], kind: str | None) -> list[str]:
     problems = []
+    blocks = {name: KINDS.get(name).block for name in KINDS.names()}  # kind -> the key of its own block
     for item in error.errors():
         if item["loc"][-1:] == ("str",) and isinstance(item["input"], dict):
             continue  # a mapping under `methods` is a MethodSpec: "not a string" is the other union member talking
         where = _key_path(item["loc"])
-        if item["type"] == "extra_forbidden":
-            allowed = _allowed_keys(item["loc"])
-            problems.append(f"{where}: unknown key{_closest(str(item['loc'][-1]), allowed) if allowed else ''}")
+        if kind is not None and len(item["loc"]) == 1 and item["loc"][0] in blocks.values():  # a kind's block
+            owners = ", ".join(name for name, block in blocks.items() if block == item["loc"][0])
+            if item["type"] == "extra_forbidden":
+                problems.append(f"{where}: a {kind} task gives {blocks[kind]!r}, not {where!r} (the block of {owners} tasks)")
+            else:
+                problems.append(f"{where}: a {kind} task gives {where!r}: {item['msg'].removeprefix('Value error, ')}")
+        elif item["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, item["loc"])
+            problems.append(f"{where}: unknown key{closest(str(item['loc'][-1]), allowed) if allowed else ''}")
         else:
             hint = _number_hint(item["input"]) if item["type"] in ("int_type", "float_type") else ""
             problems.append(f"{where}: {item['msg'].removeprefix('Value error, ')}{hint}")
@@ -346,10 +430,14 @@ def load_task(path: Path | str) -> Task:
         raise TaskError(path, ["the file is empty"])
     if not isinstance(data, dict):
         raise TaskError(path, [f"(top level): expected a mapping of keys, got {type(data).__name__}"])
+    kind = KINDS.registered(data["kind"]) if isinstance(data.get("kind"), str) and data["kind"] in KINDS else None
+    if kind is None:  # the kind's problem is reported; the blocks of the kinds there are would only add noise
+        data = {key: value for key, value in data.items() if key not in {KINDS.get(k).block for k in KINDS.names()}}
+    model = spec_class(kind) if kind is not None else TaskSpec
     try:
-        spec = TaskSpec.model_validate(data)
+        spec = model.model_validate(data)
     except ValidationError as error:
-        raise TaskError(path, _schema_problems(error)) from None
+        raise TaskError(path, _schema_problems(error, model, data["kind"] if kind is not None else None)) from None
     methods = _method_specs(spec)
     problems = _unknown_names(spec, methods)
     if problems:
@@ -357,47 +445,37 @@ def load_task(path: Path | str) -> Task:
     return Task(spec, path, spec_hash(spec), methods)
 
 
-def _allowed_keys(loc: tuple) -> list[str]:
-    model: type[BaseModel] = TaskSpec
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys of the mapping at loc[:-1] (for an unknown key's closest names)."""
     for part in loc[:-1]:
         field = model.model_fields.get(part) if isinstance(part, str) else None
-        if field is None:
-            continue
-        for candidate in (DatasetSpec, EncoderSpec, MergingSpec, AnchorSpec, MethodSpec, LimitSpec):
-            if candidate.__name__ in str(field.annotation):
-                model = candidate
+        if field is not None:
+            model = next(_models_in(field.annotation), model)
     return list(model.model_fields)
 
 
-def plugins(kind: str):
-    """The registry a task's `methods` name: mergers for a merging task, translation methods otherwise."""
-    if kind == "merging":
-        from bench.merging import MERGERS
-
-        return MERGERS
-    from bench.method import METHODS
-
-    return METHODS
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    """The pydantic models named in an annotation, e.g. MethodSpec in list[str | MethodSpec] | None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    for argument in typing.get_args(annotation):
+        yield from _models_in(argument)
 
 
 def _method_specs(spec: TaskSpec) -> tuple[MethodSpec, ...]:
-    entries = spec.methods if spec.methods is not None else plugins(spec.kind).names()
+    entries = spec.methods if spec.methods is not None else KINDS.get(spec.kind).plugins.names()
     return tuple(MethodSpec(name=entry) if isinstance(entry, str) else entry for entry in entries)
 
 
 def _unknown_names(spec: TaskSpec, methods: tuple[MethodSpec, ...]) -> list[str]:
-    from bench.datasets import DATASETS
-    from bench.decoders import DECODERS
-    from bench.encoders import ENCODERS
-    from bench.metrics import METRICS
-
-    plugin_registry = plugins(spec.kind)  # methods, or mergers for a merging task
+    kind = KINDS.get(spec.kind)
+    plugin_registry = kind.plugins  # methods, mergers, ...: the kind's plug-in family
     problems = []
 
-    def check(key: str, name: str, registry) -> bool:
+    def check(key: str, name: str, registry: Registry[Any]) -> bool:
         if name in registry:
             return True
-        problems.append(f"{key}: unknown {registry.kind} {name!r}{_closest(name, registry.names())}")
+        problems.append(f"{key}: unknown {registry.kind} {name!r}{closest(name, registry.names())}")
         return False
 
     check("dataset.name", spec.dataset.name, DATASETS)
@@ -405,14 +483,7 @@ def _unknown_names(spec: TaskSpec, methods: tuple[MethodSpec, ...]) -> list[str]
         problems.append(f"dataset.eval_split: {spec.dataset.eval_split!r} is also the fit split; scores must come from "
                         f"samples that no encoder, decoder or anchor was fitted on")
     check("decoder", spec.decoder, DECODERS)
-    encoders = spec.encoders or EncoderSpec.model_construct(all=None, pairs=None)  # a merging task names none
-    encoder_keys = ([(f"encoders.all[{i}]", n) for i, n in enumerate(encoders.all or [])]
-                    + [(f"encoders.pairs[{i}][{j}]", n) for i, p in enumerate(encoders.pairs or []) for j, n in enumerate(p)])
-    for key, name in encoder_keys:
-        if check(key, name, ENCODERS):
-            trained_on = ENCODERS.get(name).dataset
-            if trained_on not in (None, spec.dataset.name):
-                problems.append(f"{key}: encoder {name!r} is trained on {trained_on!r}, not on the task's data set {spec.dataset.name!r}")
+    problems += kind.problems(spec)
     labels = [m.display for m in methods]
     for i, method in enumerate(methods):
         key = f"methods[{i}]" if spec.methods is not None else "methods (default: all registered)"
@@ -421,22 +492,9 @@ def _unknown_names(spec: TaskSpec, methods: tuple[MethodSpec, ...]) -> list[str]
         if check(f"{key}.name" if spec.methods is not None else key, method.name, plugin_registry):
             problems += _param_problems(key, method, plugin_registry.get(method.name).cls)
     for i, name in enumerate(spec.metrics):
-        if check(f"metrics[{i}]", name, METRICS) and METRICS.get(name).compares not in KIND_COMPARES[spec.kind]:
+        if check(f"metrics[{i}]", name, METRICS) and METRICS.get(name).compares not in kind.compares:
             problems.append(f"metrics[{i}]: {name!r} compares {METRICS.get(name).compares}, which a {spec.kind} task does not "
-                            f"have (it has: {', '.join(KIND_COMPARES[spec.kind])})")
-    if spec.kind == "merging":
-        from bench.merging import end_to_end_id
-
-        if end_to_end_id(spec) not in ENCODERS:
-            problems.append(f"merging: no end-to-end encoder {end_to_end_id(spec)!r} is registered for this data set, "
-                            f"architecture, width and seed{_closest(end_to_end_id(spec), ENCODERS.names())}")
-        if spec.anchors.sampling not in ("uniform", "stratified"):
-            problems.append(f"anchors.sampling: a merging task samples anchors without a space to measure in: "
-                            f"use 'uniform' or 'stratified', not {spec.anchors.sampling!r}")
-    if spec.kind == "reconstruction":
-        for key, name in encoder_keys:
-            if name in ENCODERS and not hasattr(ENCODERS.get(name), "decode"):
-                problems.append(f"{key}: encoder {name!r} has no decoder; a reconstruction task needs autoencoders (ids *-ae-*)")
+                            f"have (it has: {', '.join(kind.compares)})")
     return sorted(set(problems), key=problems.index)
 
 
@@ -448,7 +506,7 @@ def _param_problems(key: str, method: MethodSpec, cls: type) -> list[str]:
     for name, value in method.params.items():
         if name not in parameters:
             problems.append(f"{key}.params.{name}: {method.name!r} takes no parameter {name!r}"
-                            f"{_closest(name, list(parameters))}")
+                            f"{closest(name, list(parameters))}")
         elif name in hints and not _accepts(hints[name], value):
             problems.append(f"{key}.params.{name}: {method.name!r} expects {_describe(hints[name])}, "
                             f"got {_yaml_repr(value)}{_number_hint(value) if _accepts(hints[name], 1.0) else ''}")
@@ -521,9 +579,7 @@ def _yaml_repr(value: Scalar, typed: bool = True) -> str:
 
 def check_against_data(task: Task) -> None:
     """Checks that need the data set loaded: it loads, the splits exist and are disjoint, anchor
-    counts fit the fit split."""
-    from bench.datasets import DatasetUnavailable, load_dataset
-
+    counts fit the fit split, and the kind's own (TaskKind.data_problems)."""
     try:
         dataset = load_dataset(task.spec.dataset.name)
     except DatasetUnavailable as error:
@@ -538,13 +594,13 @@ def check_against_data(task: Task) -> None:
         pool = len(dataset.split(task.spec.dataset.fit_split))
         problems += [f"anchors.counts[{i}]: {n} anchors, but the fit split {task.spec.dataset.fit_split!r} has only {pool} samples"
                      for i, n in enumerate(task.spec.anchors.counts) if n > pool]
-    if not problems and task.spec.kind == "merging":
-        problems += _check_merging_against_data(task, dataset)
+    if not problems:
+        problems += task.kind.data_problems(task, dataset)
     if problems:
         raise TaskError(task.path, problems)
 
 
-def _overlap(task: Task, dataset) -> list[str]:
+def _overlap(task: Task, dataset: Dataset) -> list[str]:
     """Scores on samples that anchors, decoders or encoders were fitted on would flatter every method."""
     fit, evaluated = task.spec.dataset.fit_split, task.spec.dataset.eval_split
     shared = np.intersect1d(dataset.split(fit), dataset.split(evaluated))
@@ -552,27 +608,6 @@ def _overlap(task: Task, dataset) -> list[str]:
         return []  # the same name is a schema problem, reported by load_task
     return [f"dataset.eval_split: split {evaluated!r} shares {len(shared)} of its {len(dataset.split(evaluated))} "
             f"samples with the fit split {fit!r} of data set {dataset.name!r}; scores must come from unseen samples"]
-
-
-def _check_merging_against_data(task: Task, dataset) -> list[str]:
-    from bench.encoders.trained import training_config
-    from bench.merging import partition
-
-    spec, problems = task.spec, []
-    trained_on = training_config(dataset.name)["split"]
-    if spec.dataset.fit_split != trained_on:
-        problems.append(f"dataset.fit_split: the end-to-end encoder is trained on split {trained_on!r}; a merging task's "
-                        f"parts must split that same split, so fit_split must be {trained_on!r}")
-    for how in spec.merging.partitions:
-        try:
-            _, pool = partition(dataset.y, dataset.split(spec.dataset.fit_split), how, spec.merging.n_tasks,
-                                spec.merging.shared_classes, spec.merging.seed)
-        except ValueError as error:
-            problems.append(f"merging.partitions: {error}")
-            continue
-        problems += [f"anchors.counts[{i}]: {n} anchors, but partition {how!r} draws anchors from {len(pool)} samples"
-                     for i, n in enumerate(spec.anchors.counts) if n > len(pool)]
-    return problems
 
 
 def discover_tasks(default_suite_only: bool = False) -> list[Task]:
@@ -592,4 +627,4 @@ def find_task(name_or_path: str) -> Task:
     if path.exists():
         return load_task(path)
     known = [p.stem for p in tasks_dir().glob("*.yaml")]
-    raise TaskError(path, [f"no task named {name_or_path!r}{_closest(name_or_path, known)}"])
+    raise TaskError(path, [f"no task named {name_or_path!r}{closest(name_or_path, known)}"])

@@ -1,6 +1,6 @@
 """The wire between the runner and its workers (bench/sandbox.py, bench/worker.py).
 
-Runner -> worker: a request (a Job, a MergeJob, a CheckJob or a DescribeJob), pickled: this
+Runner -> worker: a request (a Job of some task kind, a CheckJob or a DescribeJob), pickled: this
 direction is trusted. Worker -> runner: a result as length-prefixed parts, a JSON header then
 .npy arrays, never pickle: the runner must not unpickle what submitted code wrote. Everything a
 result says is checked again here (shapes, dtypes, finiteness, times, the closed vocabulary of
@@ -16,6 +16,7 @@ import pickle
 import re
 import struct
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -24,7 +25,8 @@ import numpy as np
 import torch
 
 from bench.checks import CheckResult
-from bench.executors import Job, MergeJob, Outcome
+from bench.executors import Job, Outcome
+from bench.families import FAMILIES
 
 READY = b"latent-bench worker ready\n"
 NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")  # what register_method accepts
@@ -33,7 +35,7 @@ NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")  # what register_method accepts
 @dataclass
 class CheckJob:
     """One conformance rule for one plug-in, run in a fresh child of a worker."""
-    family: Literal["method", "merger"]
+    family: str
     name: str
     folder: str | None
     rule: str
@@ -76,24 +78,15 @@ def read_request(stream: BinaryIO) -> Any:
 def on_host(request: Any) -> Any:
     """The request with its tensors in host memory: unpickling a CUDA tensor would initialise CUDA in
     the template, and a CUDA context does not survive fork. The child moves them to the job's device."""
-    if not isinstance(request, (Job, MergeJob)):
-        return request
-    tensors = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)
-               if isinstance(getattr(request, f.name), (torch.Tensor, list))}
-    return dataclasses.replace(request, **{name: value.cpu() if isinstance(value, torch.Tensor) else [t.cpu() for t in value]
-                                           for name, value in tensors.items()})
+    return request.on_host() if isinstance(request, Job) else request
 
 
 def result_limit(request: Any) -> int:
-    """The most bytes a request's result may take: its translated arrays in float64, plus headroom."""
-    if isinstance(request, Job):
-        return request.cells * request.X_eval.shape[0] * request.Y_anchors[0].shape[1] * 8 + 2**20
-    if isinstance(request, MergeJob):
-        return request.spaces[0].shape[0] * sum(S.shape[1] for S in request.spaces) * 8 * 4 + 2**20
-    return 2**24
+    """The most bytes a request's result may take (a job's: its outputs in float64, plus headroom)."""
+    return request.result_bytes() if isinstance(request, Job) else 2**24
 
 
-def _message(header: dict[str, Any], arrays: list[np.ndarray] = ()) -> bytes:
+def _message(header: dict[str, Any], arrays: Sequence[np.ndarray] = ()) -> bytes:
     text = json.dumps(header).encode()
     blobs = []
     for array in arrays:
@@ -109,7 +102,8 @@ def encode_outcomes(outcomes: list[Outcome]) -> bytes:
         translated = outcome.translated
         if translated is not None:
             translated = translated.detach().cpu()
-            arrays.append((translated if translated.dtype in (torch.float32, torch.float64) else translated.float()).numpy())
+            arrays.append((translated if translated.dtype in (torch.float32, torch.float64)
+                           else translated.float()).numpy())
         items.append({"error": outcome.error, "fit_seconds": outcome.fit_seconds, "fit_cells": outcome.fit_cells,
                       "transform_seconds": outcome.transform_seconds, "translated": translated is not None})
     return _message({"kind": "outcomes", "outcomes": items}, arrays)
@@ -163,7 +157,8 @@ def _array(blob: bytes) -> np.ndarray:
     version = np.lib.format.read_magic(stream)
     read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     shape, _, dtype = read_header(stream)
-    if dtype.hasobject or dtype.fields is not None or int(np.prod(shape, dtype=object)) * dtype.itemsize != len(blob) - stream.tell():
+    if (dtype.hasobject or dtype.fields is not None
+            or int(np.prod(shape, dtype=object)) * dtype.itemsize != len(blob) - stream.tell()):
         raise ProtocolError("an array whose header does not match its data")
     stream.seek(0)
     return np.load(stream, allow_pickle=False)
@@ -177,7 +172,9 @@ def _number(value: Any, what: str) -> float | None:
     return float(value)
 
 
-def outcomes_from(header: dict[str, Any], arrays: list[np.ndarray], cells: int, shapes: list[tuple[int, int | None]]) -> list[Outcome]:
+def outcomes_from(
+    header: dict[str, Any], arrays: list[np.ndarray], cells: int, shapes: list[tuple[int, int | None]]
+) -> list[Outcome]:
     """The job's outcomes, each translated array checked again here: shape, dtype, finiteness."""
     if header["kind"] == "error":
         return [Outcome(None, str(header.get("error"))[:2000]) for _ in range(cells)]
@@ -200,8 +197,8 @@ def outcomes_from(header: dict[str, Any], arrays: list[np.ndarray], cells: int, 
             raise ProtocolError("an outcome with neither an error nor an output")
         else:
             array = next(pending, None)
-            if array is None or array.dtype not in (np.float32, np.float64) or array.ndim != 2 or array.shape[0] != rows \
-                    or (dim is not None and array.shape[1] != dim):
+            if array is None or array.dtype not in (np.float32, np.float64) or array.ndim != 2 \
+                    or array.shape[0] != rows or (dim is not None and array.shape[1] != dim):
                 raise ProtocolError(f"an output that is not a ({rows}, {dim or 'd'}) float array")
             if not np.isfinite(array).all():
                 raise ProtocolError("an output with non-finite values")
@@ -217,15 +214,16 @@ def describe_parameters(cls: type) -> list[dict[str, Any]]:
     """__init__'s parameters as data the runner can check task files against: name, default and a
     type from a small closed vocabulary (annotations are never evaluated in the runner)."""
     try:
-        hints = typing.get_type_hints(cls.__init__)
+        hints = typing.get_type_hints(cls.__init__)  # type: ignore[misc]  # the class's own __init__
     except Exception:  # unresolvable annotations: checked as "any"
         hints = {}
     described = []
-    for name, parameter in inspect.signature(cls.__init__).parameters.items():
+    for name, parameter in inspect.signature(cls.__init__).parameters.items():  # type: ignore[misc]
         if name == "self" or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
         default = parameter.default
-        described.append({"name": name, "default": default if isinstance(default, (bool, int, float, str, type(None))) else None,
+        described.append({"name": name,
+                          "default": default if isinstance(default, (bool, int, float, str, type(None))) else None,
                           "has_default": default is not parameter.empty, "type": _type_of(hints.get(name))})
     return described
 
@@ -247,7 +245,8 @@ def _type_of(annotation: Any) -> dict[str, Any]:
 def annotation_of(described: dict[str, Any]) -> Any:
     """The Python annotation for a described type, built from the closed vocabulary only."""
     kind = described.get("kind")
-    annotation: Any = {"bool": bool, "int": int, "float": float, "str": str}.get(kind, Any)
+    # a kind that is missing (None) or unknown gives Any
+    annotation: Any = {"bool": bool, "int": int, "float": float, "str": str}.get(kind, Any)  # type: ignore[arg-type]
     if kind == "choice" and described.get("choices"):
         annotation = Literal[tuple(described["choices"])]
     return annotation | None if described.get("nullable") and annotation is not Any else annotation
@@ -255,7 +254,7 @@ def annotation_of(described: dict[str, Any]) -> Any:
 
 @dataclass(frozen=True)
 class Described:
-    family: Literal["method", "merger"]
+    family: str
     name: str
     error: str | None
     params: list[dict[str, Any]]
@@ -263,7 +262,7 @@ class Described:
     batches: bool
 
     @classmethod
-    def broken(cls, name: str, error: str, family: Literal["method", "merger"] = "method") -> "Described":
+    def broken(cls, name: str, error: str, family: str = "method") -> Described:
         """A plug-in that fails its own cells with `error` (it could not be imported or described)."""
         return cls(family, name, error, [], False, False)
 
@@ -286,11 +285,13 @@ def descriptions_from(header: dict[str, Any], folder: Path) -> list[Described]:
 
 
 def _described(plugin: Any) -> Described:
-    if not isinstance(plugin, dict) or plugin.get("family") not in ("method", "merger") or not isinstance(plugin.get("name"), str):
+    if (not isinstance(plugin, dict) or plugin.get("family") not in FAMILIES
+            or not isinstance(plugin.get("name"), str)):
         raise ProtocolError("a plug-in without a family or a name")
     if not NAME.fullmatch(plugin["name"]):
         raise ProtocolError(f"plug-in name {plugin['name'][:80]!r} is not lowercase letters, digits, '-', '_' or '.'")
-    if not isinstance(plugin.get("params"), list) or not all(isinstance(plugin.get(k), bool) for k in ("takes_seed", "batches")):
+    if (not isinstance(plugin.get("params"), list)
+            or not all(isinstance(plugin.get(k), bool) for k in ("takes_seed", "batches"))):
         raise ProtocolError("a plug-in without parameters or flags")
     error = plugin.get("error")
     return Described(plugin["family"], plugin["name"], None if error is None else str(error)[:2000],
@@ -303,8 +304,10 @@ SCALARS = (bool, int, float, str, type(None))
 def _parameter(p: Any) -> dict[str, Any]:
     kind = p.get("type") if isinstance(p, dict) else None
     if not (isinstance(p, dict) and isinstance(p.get("name"), str) and p["name"].isidentifier() and p["name"] != "self"
-            and isinstance(p.get("default"), SCALARS) and isinstance(p.get("has_default"), bool) and isinstance(kind, dict)
-            and kind.get("kind") in ("bool", "int", "float", "str", "any", "choice") and isinstance(kind.get("nullable"), bool)
+            and isinstance(p.get("default"), SCALARS) and isinstance(p.get("has_default"), bool)
+            and isinstance(kind, dict)
+            and kind.get("kind") in ("bool", "int", "float", "str", "any", "choice")
+            and isinstance(kind.get("nullable"), bool)
             and (kind.get("choices") is None or (isinstance(kind["choices"], list)
                                                  and all(isinstance(c, SCALARS[:4]) for c in kind["choices"])))):
         raise ProtocolError("a malformed parameter")

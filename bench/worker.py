@@ -30,17 +30,21 @@ import scipy.linalg  # noqa: F401
 import sklearn.linear_model  # noqa: F401
 import torch
 
+import bench.kinds  # noqa: F401  (the job classes requests unpickle into, imported once in the template)
 from bench import wire
-from bench.checks import RULES as METHOD_RULES
 from bench.checks import run_checks
-from bench.executors import Job, MergeJob, execute
-from bench.merger_checks import RULES as MERGER_RULES
-from bench.merging import MERGERS, UnimportableMerger
-from bench.method import METHODS, SubmissionError, Unimportable, fits_in_batches, load_submission, register_folder, takes_seed
+from bench.executors import Job
+from bench.families import FAMILIES
+from bench.method import (
+    SubmissionError,
+    fits_in_batches,
+    load_submission,
+    register_folder,
+    takes_seed,
+)
 
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 CLONE_NEWUSER, CLONE_NEWIPC = 0x10000000, 0x08000000
-FAMILIES = {"method": (METHODS, Unimportable, METHOD_RULES), "merger": (MERGERS, UnimportableMerger, MERGER_RULES)}
 
 
 def _prctl(option: int, value: int) -> None:
@@ -83,22 +87,21 @@ def _address_space_bytes() -> int:
 
 def _register(request: Any) -> type:
     """Import the request's plug-in folder (in this child only) and return its class."""
-    registry, stand_in, _ = FAMILIES[request.family]
+    family = FAMILIES[request.family]
     if request.folder:
-        register_folder(Path(request.folder), registry, stand_in)
-    return registry.get(request.name).cls
+        register_folder(Path(request.folder), family.registry, family.unimportable)
+    return family.registry.get(request.name).cls
 
 
 def _serve_one(request: Any) -> bytes:
-    if isinstance(request, (Job, MergeJob)):
+    if isinstance(request, Job):
         if request.folder:
-            registry, stand_in, _ = FAMILIES[request.family]
-            register_folder(Path(request.folder), registry, stand_in)
-        outcomes = execute(request)
-        return wire.encode_outcomes(outcomes)
+            family = FAMILIES[request.family]
+            register_folder(Path(request.folder), family.registry, family.unimportable)
+        return wire.encode_outcomes(request.execute())
     if isinstance(request, wire.CheckJob):
         cls = _register(request)
-        rules = [(rule, check) for rule, check in FAMILIES[request.family][2] if rule == request.rule]
+        rules = [(rule, check) for rule, check in FAMILIES[request.family].rules if rule == request.rule]
         return wire.encode_checks(run_checks(cls, request.params, rules=rules))
     if isinstance(request, wire.DescribeJob):
         return wire.encode_description(_describe(Path(request.folder)))
@@ -110,13 +113,14 @@ def _describe(folder: Path) -> list[dict[str, Any]]:
     try:
         load_submission(folder)  # imports its modules once; they register into whichever family they belong to
     except SubmissionError as error:
-        return [{"family": "method", "name": folder.name, "error": str(error), "params": [], "takes_seed": False, "batches": False}]
+        return [{"family": "method", "name": folder.name, "error": str(error), "params": [], "takes_seed": False,
+                 "batches": False}]
     plugins = []
-    for family, (registry, _, _) in FAMILIES.items():
-        for name in load_submission(folder, registry):
-            cls = registry.get(name).cls
-            plugins.append({"family": family, "name": name, "error": None, "params": wire.describe_parameters(cls),
-                            "takes_seed": takes_seed(cls), "batches": family == "method" and fits_in_batches(cls)})
+    for family in FAMILIES.values():
+        for name in load_submission(folder, family.registry):
+            cls = family.registry.get(name).cls
+            plugins.append({"family": family.name, "name": name, "error": None, "params": wire.describe_parameters(cls),
+                            "takes_seed": takes_seed(cls), "batches": fits_in_batches(cls)})
     return plugins
 
 
@@ -225,7 +229,8 @@ def _run(request: Any, landlock_roots: list[str], threads: int, limit: int) -> b
     log_tail = _tail(job_dir / "output.log")
     shutil.rmtree(job_dir, ignore_errors=True)
     if os.WIFSIGNALED(status) or not chunks:
-        how = f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit code {os.WEXITSTATUS(status)}"
+        how = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+               else f"exit code {os.WEXITSTATUS(status)}")
         return wire.encode_error(f"crash: the worker process died while running the method ({how}); "
                                     f"a method must not exit the interpreter or crash native code{log_tail}")
     return b"".join(chunks)

@@ -16,7 +16,8 @@ from sklearn.metrics.pairwise import cosine_similarity
 
 from bench.merger_checks import RULES, run_merger_checks
 from bench.leaderboard import render
-from bench.merging import MERGERS, build_merger, partition
+from bench.kinds.merging import partition
+from bench.merging import MERGERS, build_merger
 from bench.metrics import METRICS
 from bench.results import ResultStore
 from bench.runner import Summary, run_task

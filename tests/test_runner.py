@@ -9,7 +9,8 @@ from bench.anchors import sample_anchors
 from bench.datasets import load_dataset
 from bench.method import METHODS, Method, MethodInfo
 from bench.results import ResultStore
-from bench.runner import Summary, plan, run_task
+from bench.kinds.stitching import StitchingEvaluation, StitchingJob
+from bench.runner import Summary, base_row, run_task
 from bench.task import load_task
 from support import SMALL_TASK
 
@@ -23,7 +24,7 @@ def run(task, results, methods=None) -> Summary:
 def test_scores_resume_and_determinism(task_file, tmp_path):
     task = load_task(task_file)
     first = run(task, tmp_path / "a")
-    assert (first.run, first.skipped, first.failed) == (len(plan(task)), 0, 0) == (24, 0, 0)
+    assert (first.run, first.skipped, first.failed) == (len(task.plan()), 0, 0) == (24, 0, 0)
     rows = ResultStore(tmp_path / "a").rows()
     ok = {(r["method"], r["source"], r["n_anchors"], r["seed"]): r for r in rows if r["method"] != "native"}
     # the paper's shape: no translation is near chance, Procrustes recovers the native accuracy
@@ -115,13 +116,11 @@ def test_prefixed_encoder_names_resolve_in_task_files(tmp_path):
 
 
 def test_jobs_hand_methods_copies_of_the_cached_embeddings(task_file):
-    from bench.runner import TaskContext, base_row, make_job
-
     task = load_task(task_file)
     dataset = load_dataset(task.spec.dataset.name)
-    context = TaskContext(task, dataset, torch.device("cpu"))
-    cell = plan(task)[0]
-    job = make_job(context, [(cell, base_row(task, dataset, cell, ""))], {"time_limit": None, "memory_limit": None})
+    context = StitchingEvaluation(task, dataset, torch.device("cpu"))
+    cell = task.plan()[0]
+    job = context.job([(cell, base_row(task, dataset, cell, ""))], task.spec.limits)
     cached = context.embedding(cell.source).clone()
     for tensor in (*job.X_anchors, *job.Y_anchors, job.X_eval):
         tensor.mul_(0)  # what a careless method might do in fit or transform
@@ -129,12 +128,10 @@ def test_jobs_hand_methods_copies_of_the_cached_embeddings(task_file):
 
 
 def test_cells_differing_only_in_their_seed_share_a_job_when_the_method_batches(task_file):
-    from bench.runner import batches
-
     path = task_file.with_name("seeded.yaml")
     path.write_text(task_file.read_text().replace("[absolute, ortho, linear]", "[ortho, affine, linear]"))
     task = load_task(path)
-    jobs = [sorted((c.method.name, c.source, c.n_anchors, c.seed) for c, _ in batch) for batch in batches([(c, {}) for c in plan(task)], METHODS)]
+    jobs = [sorted((c.method.name, c.source, c.n_anchors, c.seed) for c, _ in batch) for batch in StitchingEvaluation(task, load_dataset("digits"), torch.device("cpu")).batches([(c, {}) for c in task.plan()])]
     for source in ("digits-mlp-w32-s0", "digits-mlp-w32-s1"):
         for n in (16, 64):
             # ortho has its own fit_many: one job per anchor count, its two seeds together
@@ -163,11 +160,11 @@ def test_only_a_method_with_its_own_fit_many_and_no_seed_is_batched():
 
 
 def test_batched_fits_give_the_results_of_one_cell_at_a_time(task_file, tmp_path, monkeypatch):
-    import bench.runner
+    import bench.kinds.stitching
 
     task = load_task(task_file)
     run(task, tmp_path / "batched")
-    monkeypatch.setattr(bench.runner, "MAX_BATCH", 1)
+    monkeypatch.setattr(bench.kinds.stitching, "MAX_BATCH", 1)
     run(task, tmp_path / "alone")
     strip = lambda r: json.dumps({**r, "fit_seconds": 0, "transform_seconds": 0, "fit_cells": 0}, sort_keys=True)
     batched, alone = (ResultStore(tmp_path / name).rows() for name in ("batched", "alone"))
@@ -203,12 +200,11 @@ class PoolsAnchors(FewAnchorsFail):
 
 @pytest.mark.parametrize("cls", [FewAnchorsFail, WrongFitMany, PoolsAnchors])
 def test_a_batch_that_breaks_falls_back_to_one_fit_per_cell(monkeypatch, cls):
-    from bench.executors import Job, execute
-
     monkeypatch.setitem(METHODS._entries, "few", MethodInfo("few", cls, None))
     generator = torch.Generator().manual_seed(0)
     X, Y = torch.randn(64, 4, generator=generator), torch.randn(64, 3, generator=generator)
-    outcomes = execute(Job("few", {}, 0, [X[:16], X[:32], X], [Y[:16], Y[:32], Y], X[:5], "cpu"))
+    outcomes = StitchingJob(plugin="few", params={}, seed=0, device="cpu", X_anchors=[X[:16], X[:32], X],
+                            Y_anchors=[Y[:16], Y[:32], Y], X_eval=X[:5]).execute()
     assert [o.error for o in outcomes] == ["fit: ValueError: needs 20 anchors, got 16", None, None]
     assert torch.allclose(outcomes[2].translated, X[:5] @ torch.linalg.lstsq(X, Y).solution)
     assert [o.fit_cells for o in outcomes] == [1, 1, 1]

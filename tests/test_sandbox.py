@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from bench import sandbox, wire
-from bench.executors import Job
+from bench.kinds.stitching import StitchingJob
 from bench.leaderboard import render
 from bench.method import METHODS, register_folder
 from bench.results import ResultStore
@@ -38,7 +38,8 @@ def write_method(folder: Path, name: str, body: str) -> Path:
 
 def run_jobs(folder: Path, name: str, n_jobs: int, sandboxed: bool = True) -> list:
     X, Y = torch.randn(16, 4), torch.randn(16, 4)
-    jobs = [Job(name, {}, 0, [X], [Y], torch.randn(5, 4), "cpu", 60, 2048, folder=str(folder)) for _ in range(n_jobs)]
+    jobs = [StitchingJob(plugin=name, params={}, seed=0, device="cpu", time_limit=60, memory_limit=2048, folder=str(folder),
+                         X_anchors=[X], Y_anchors=[Y], X_eval=torch.randn(5, 4)) for _ in range(n_jobs)]
     outcomes = dict(ProcessExecutor(1, sandboxed=sandboxed).run(jobs))
     return [outcomes[i][0] for i in range(n_jobs)]
 
@@ -212,7 +213,8 @@ def test_a_child_reads_only_its_own_folder_and_writes_only_its_job_folder(tmp_pa
         return torch.tensor(self.codes_).repeat(X.shape[0], 1)  # (m, 6)
 """)
     X, Y = torch.randn(16, 4), torch.randn(16, 6)
-    job = Job("probe", {}, 0, [X], [Y], torch.randn(2, 4), "cpu", 60, 2048, folder=str(folder))
+    job = StitchingJob(plugin="probe", params={}, seed=0, device="cpu", time_limit=60, memory_limit=2048, folder=str(folder),
+                       X_anchors=[X], Y_anchors=[Y], X_eval=torch.randn(2, 4))
     executor = ProcessExecutor(1, folders=[str(other)], sandboxed=True)  # both folders mounted: Landlock tells them apart
     ((_, (outcome,)),) = list(executor.run([job]))
     assert outcome.error is None, outcome.error

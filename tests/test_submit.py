@@ -133,12 +133,12 @@ def test_report_counts_other_tasks_rows_as_not_part_of_the_run_not_as_stale(tmp_
     others = make_rows(other, scores, native={A: 0.9, B: 0.95})
     outdated = {**rows[-1], "task_version": 0}  # the run's task, an older version of it
 
-    report = write_report("ortho", rows + others + [outdated], [ran], n_checks=12)
+    report = write_report("ortho", rows + others + [outdated], [ran], n_checks=12, card=METHODS.get("ortho").card)
     assert f"Stored results of tasks this submit did not run (not part of this run): {len(others)}." in report
     assert "(older task version or spec, or changed method source): 1." in report
     assert "**ortho**: rank " in report.split("## Overall")[1]  # the run's rows are still ranked
 
-    report = write_report("ortho", rows + others, [ran], n_checks=12)
+    report = write_report("ortho", rows + others, [ran], n_checks=12, card=METHODS.get("ortho").card)
     assert "stale" not in report.lower() and f"(not part of this run): {len(others)}." in report
 
 

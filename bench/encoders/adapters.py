@@ -11,19 +11,20 @@
 it (see `register_prefixes`). Model ids are loaded through `from_pretrained`, so a local directory
 works offline exactly like a hub id online. Weights hashes: the file's bytes for `file:`, the
 model's state dict for the others (so a changed checkpoint under the same id is a new cache key).
-"""
+"""  # noqa: E501  (the table's rows)
 from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from bench.datasets import Dataset
-from bench.encoders import ENCODERS, Encoder, EncoderDataMismatch
+from bench.encoders.base import ENCODERS, Encoder, EncoderDataMismatch
 from bench.encoders.packaged import EncoderUnavailable, batches, files_hash, quiet_transformers, require_modality, texts
 
 
@@ -68,7 +69,8 @@ class FileEncoder(Encoder):
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as archive:
                 if "embeddings" not in archive:
-                    raise EncoderUnavailable(f"{self.id}: {path} has arrays {list(archive)}, expected 'embeddings' (and 'ids')")
+                    raise EncoderUnavailable(
+                        f"{self.id}: {path} has arrays {list(archive)}, expected 'embeddings' (and 'ids')")
                 return archive["embeddings"], (archive["ids"] if "ids" in archive else None)
         if suffix == ".parquet":
             import pandas as pd
@@ -91,7 +93,7 @@ class FileEncoder(Encoder):
                                           f"{len(dataset.y)} samples; store ids to align a different set of rows")
             return values
         row = {str(sample_id): i for i, sample_id in enumerate(np.asarray(ids).tolist())}
-        wanted = [str(i) for i in dataset.ids.tolist()]
+        wanted = [str(i) for i in dataset.ids.tolist()]  # type: ignore[union-attr]  # make_dataset sets ids
         missing = [i for i in wanted if i not in row]
         if missing:
             raise EncoderDataMismatch(f"{self.id}: {len(missing)} of the {len(wanted)} samples of {dataset.name!r} "
@@ -113,11 +115,12 @@ class SentenceTransformerEncoder(Encoder):
         self.id, self.model_id = name, model_id
 
     @functools.cached_property
-    def model(self):
+    def model(self) -> Any:  # a SentenceTransformer (an optional package)
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:
-            raise EncoderUnavailable(f"{self.id} needs sentence-transformers: pip install sentence-transformers") from None
+            raise EncoderUnavailable(
+                f"{self.id} needs sentence-transformers: pip install sentence-transformers") from None
         quiet_transformers()
         try:
             return SentenceTransformer(self.model_id, device="cpu").eval()
@@ -160,7 +163,7 @@ class HFEncoder(Encoder):
         self.id, self.model_id, self.pooling = name, model_id, pooling
 
     @functools.cached_property
-    def parts(self):
+    def parts(self) -> tuple[Any, Any]:  # (tokenizer, model) of transformers (an optional package)
         try:
             from transformers import AutoModel, AutoTokenizer
         except ImportError:
@@ -214,7 +217,7 @@ class TorchvisionEncoder(Encoder):
         self.id, self.arch = name, arch
 
     @functools.cached_property
-    def parts(self):
+    def parts(self) -> tuple[Any, Any]:  # (model, preprocessing transform) of torchvision (an optional package)
         try:
             import torchvision
         except ImportError:
@@ -225,8 +228,9 @@ class TorchvisionEncoder(Encoder):
             weights = torchvision.models.get_model_weights(self.arch).DEFAULT
             model = torchvision.models.get_model(self.arch, weights=weights).eval()
         except Exception as error:  # unknown arch, or weights not in the torch hub cache and no network
-            raise EncoderUnavailable(f"{self.id}: cannot load torchvision {self.arch!r} with its default weights "
-                                     f"({error}); the weights file must be in the torch hub cache (TORCH_HOME)") from None
+            raise EncoderUnavailable(
+                f"{self.id}: cannot load torchvision {self.arch!r} with its default weights "
+                f"({error}); the weights file must be in the torch hub cache (TORCH_HOME)") from None
         for head in ("fc", "classifier", "heads", "head"):
             if hasattr(model, head):
                 setattr(model, head, torch.nn.Identity())
@@ -268,7 +272,7 @@ ADAPTERS: dict[str, Callable[[str, str], Encoder]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)  # one encoder object per name, so its loaded model is reused
+@functools.cache  # one encoder object per name, so its loaded model is reused
 def resolve_adapter(name: str) -> Encoder:
     prefix, sep, rest = name.partition(":")
     if not sep or prefix not in ADAPTERS or not rest:

@@ -8,6 +8,7 @@ the generative-models paper's setting. Deterministic and cached like the trained
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,9 +16,9 @@ from torch import nn
 
 from bench.cache import cache_key
 from bench.datasets import Dataset, load_dataset
-from bench.encoders import ENCODERS, Encoder, cached_module, module_hash
+from bench.encoders.base import ENCODERS, Encoder, cached_module, module_hash
 
-TRAINING = {"epochs": {"digits": 30, "default": 8}, "batch_size": 128, "lr": 2e-3, "split": "train"}
+TRAINING: dict[str, Any] = {"epochs": {"digits": 30, "default": 8}, "batch_size": 128, "lr": 2e-3, "split": "train"}
 
 
 class Autoencoder(nn.Module):

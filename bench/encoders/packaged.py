@@ -10,14 +10,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from bench.datasets import Dataset
-from bench.encoders import EncoderDataMismatch
+from bench.encoders.base import EncoderDataMismatch
 
 
 class EncoderUnavailable(RuntimeError):
@@ -42,7 +42,7 @@ def package_file(distribution: str, suffix: str, pip_name: str | None = None) ->
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _file_sha256(path: Path, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

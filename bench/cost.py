@@ -20,8 +20,8 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -82,9 +82,11 @@ def plot(data: dict, path: Path) -> None:
     methods = sorted({r["method"] for r in data["rows"]})
     for method in methods:
         for axis, sweep_name, x in ((left, "anchors", "n_anchors"), (right, "width", "width")):
-            points = sorted((r[x], r["seconds"]) for r in data["rows"] if r["method"] == method and r["sweep"] == sweep_name)
+            points = sorted((r[x], r["seconds"]) for r in data["rows"]
+                            if r["method"] == method and r["sweep"] == sweep_name)
             axis.plot([p[0] for p in points], [1000 * p[1] for p in points], marker="o", label=method)
-    left.set(xscale="log", yscale="log", xlabel=f"anchors (width {WIDTH})", ylabel=f"fit + transform of {data['m_eval']} rows (ms)")
+    left.set(xscale="log", yscale="log", xlabel=f"anchors (width {WIDTH})",
+             ylabel=f"fit + transform of {data['m_eval']} rows (ms)")
     right.set(xscale="log", xlabel=f"width dx = dy ({N_FIXED} anchors)")
     for axis, ticks in ((left, ANCHORS), (right, WIDTHS)):
         axis.set_xticks(ticks, [f"{t:,}" for t in ticks], minor=False)

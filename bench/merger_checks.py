@@ -31,7 +31,7 @@ def _spaces(seed: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     return [S[:N_ANCHORS] for S in spaces], [S[N_ANCHORS:] for S in spaces]
 
 
-def _fitted(merger_cls: type, params: dict[str, Any] | None):
+def _fitted(merger_cls: type, params: dict[str, Any] | None) -> tuple[Any, list[torch.Tensor]]:
     """A fitted merger (whatever fit returns: that is fit_returns_self's business) and evaluation spaces."""
     anchors, evaluation = _spaces()
     merger = merger_cls(**dict(params or {}))
@@ -39,7 +39,7 @@ def _fitted(merger_cls: type, params: dict[str, Any] | None):
     return merger, evaluation
 
 
-def _merge(merger, spaces: list[torch.Tensor]) -> torch.Tensor:
+def _merge(merger: Any, spaces: list[torch.Tensor]) -> torch.Tensor:
     """transform on copies, so that a merger editing its input in place fails inputs_unchanged alone."""
     return _tensor(merger.transform([S.clone() for S in spaces]))
 
@@ -53,16 +53,20 @@ def check_fit_returns_self(merger_cls: type, params: dict[str, Any] | None = Non
 def check_output_type(merger_cls: type, params: dict[str, Any] | None = None) -> None:
     merger, evaluation = _fitted(merger_cls, params)
     output = merger.transform(evaluation)
-    assert isinstance(output, torch.Tensor), f"transform returned {type(output).__name__}; it must return a torch.Tensor"
-    assert output.device == evaluation[0].device, f"transform returned a tensor on {output.device}, not on the input's device"
+    assert isinstance(output, torch.Tensor), (
+        f"transform returned {type(output).__name__}; it must return a torch.Tensor")
+    assert output.device == evaluation[0].device, (
+        f"transform returned a tensor on {output.device}, not on the input's device")
 
 
 def check_output_shape(merger_cls: type, params: dict[str, Any] | None = None) -> None:
     """k spaces of m rows become one (m, d_out) matrix, with the same d_out for every m."""
     merger, evaluation = _fitted(merger_cls, params)
     full, part = _merge(merger, evaluation), _merge(merger, [S[:3] for S in evaluation])
-    assert full.ndim == 2 and full.shape[0] == N_EVAL, f"transform returned shape {tuple(full.shape)}; expected ({N_EVAL}, d_out)"
-    assert tuple(part.shape) == (3, full.shape[1]), f"3 rows gave shape {tuple(part.shape)}; expected (3, {full.shape[1]})"
+    assert full.ndim == 2 and full.shape[0] == N_EVAL, (
+        f"transform returned shape {tuple(full.shape)}; expected ({N_EVAL}, d_out)")
+    assert tuple(part.shape) == (3, full.shape[1]), (
+        f"3 rows gave shape {tuple(part.shape)}; expected (3, {full.shape[1]})")
 
 
 def check_output_finite(merger_cls: type, params: dict[str, Any] | None = None) -> None:
@@ -90,7 +94,8 @@ def check_rows_independent(merger_cls: type, params: dict[str, Any] | None = Non
     batch = _merge(merger, evaluation)
     for i in range(min(N_EVAL, batch.shape[0])):  # a missing row is output_shape's business
         single = _merge(merger, [S[i : i + 1] for S in evaluation]).reshape(-1)
-        assert same_output(single, batch[i].reshape(-1)), f"row {i} alone differs from row {i} in a batch ({max_difference(single, batch[i].reshape(-1))})"
+        assert same_output(single, batch[i].reshape(-1)), (
+            f"row {i} alone differs from row {i} in a batch ({max_difference(single, batch[i].reshape(-1))})")
 
 
 def check_deterministic(merger_cls: type, params: dict[str, Any] | None = None) -> None:
@@ -114,6 +119,30 @@ RULES: list[tuple[str, Rule]] = named_rules(
 
 
 def run_merger_checks(merger_cls: type, params: dict[str, Any] | None = None) -> list[CheckResult]:
+    """Every rule of RULES on `merger_cls(**params)`; a rule that raises anything is a failed rule.
+
+    Rules follow bench/checks.py's contract: check_<rule>(merger_cls, params=None) raises
+    AssertionError with a readable message on a violation. A reference merger keeps them all:
+
+    >>> results = run_merger_checks(resolve_merger("concat"))
+    >>> [r.rule for r in results] == [rule for rule, _ in RULES], all(r.passed for r in results)
+    (True, True)
+
+    A merger whose output depends on the batch (here: centred on the batch mean) fails
+    rows_independent:
+
+    >>> from bench.merging import Merger
+    >>> class BatchCentred(Merger):
+    ...     def fit(self, anchors: list[torch.Tensor]) -> "BatchCentred":
+    ...         self.k_ = len(anchors)
+    ...         return self
+    ...     def transform(self, spaces: list[torch.Tensor]) -> torch.Tensor:
+    ...         merged = torch.cat(spaces, dim=1)
+    ...         return merged - merged.mean(0)
+    >>> failed = {r.rule: r.message for r in run_merger_checks(BatchCentred) if not r.passed}
+    >>> failed["rows_independent"]  # doctest: +ELLIPSIS
+    'row 0 alone differs from row 0 in a batch (...)'
+    """
     return run_checks(merger_cls, params, rules=RULES)
 
 
@@ -122,5 +151,6 @@ def resolve_merger(name_or_path: str) -> type | None:
     path = Path(name_or_path)
     if path.is_dir():
         names = load_submission(path, MERGERS)
-        return MERGERS.registered(names[0]).cls if len(names) == 1 else None
+        # registered: load_submission registered it
+        return MERGERS.registered(names[0]).cls if len(names) == 1 else None  # type: ignore[union-attr]
     return MERGERS.get(name_or_path).cls if name_or_path in MERGERS else None

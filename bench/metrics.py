@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import inspect
 import math
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +46,32 @@ RBF_SIGMA_FACTOR = 0.8
 
 @dataclass(frozen=True)
 class Metric:
+    """A registered metric: its function, its direction and what it compares (one of COMPARES).
+
+    The function's parameter names say which of the runner's INPUTS it needs; calling the record
+    with every available input passes only those, and gives NaN when one of them is not finite:
+
+    >>> hits = Metric("hits", lambda predicted, labels: float((predicted == labels).sum()),
+    ...               higher_is_better=True, compares="labels")
+    >>> hits.inputs
+    ('predicted', 'labels')
+    >>> hits(predicted=torch.tensor([1, 2, 3]), labels=torch.tensor([1, 2, 0]), n_classes=4)
+    2.0
+    >>> Metric("bad", lambda logits: 0.0, higher_is_better=True, compares="labels")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: metric 'bad' takes ['logits'], which the runner never passes; inputs are (...)
+
+    Metrics are declared with the `metric` decorator, which builds the record and adds it to
+    METRICS (`bench list metrics`):
+
+        @metric("accuracy", higher_is_better=True, compares="labels")
+        def accuracy(predicted: Tensor, labels: Tensor) -> float: ...
+
+    >>> METRICS.get("accuracy").higher_is_better, METRICS.get("accuracy").inputs
+    (True, ('predicted', 'labels'))
+    """
+
     name: str
     fn: Callable[..., float]
     higher_is_better: bool
@@ -58,7 +84,8 @@ class Metric:
         inputs = tuple(inspect.signature(self.fn).parameters)
         unknown = [p for p in inputs if p not in INPUTS]
         if unknown:  # caught at import time rather than as a KeyError mid-run
-            raise ValueError(f"metric {self.name!r} takes {unknown}, which the runner never passes; inputs are {INPUTS}")
+            raise ValueError(
+                f"metric {self.name!r} takes {unknown}, which the runner never passes; inputs are {INPUTS}")
         object.__setattr__(self, "inputs", inputs)
         # The registry refuses a name registered twice from different places, naming objects by
         # module.qualname; give it the function's, or every Metric would look like the same object.
@@ -81,7 +108,9 @@ class Metric:
 METRICS: Registry[Metric] = Registry("metric")
 
 
-def metric(name: str, *, higher_is_better: bool, compares: str) -> Callable[[Callable[..., float]], Callable[..., float]]:
+def metric(
+    name: str, *, higher_is_better: bool, compares: str
+) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Register the decorated function as metric `name`; the function itself is returned unchanged."""
 
     def decorator(fn: Callable[..., float]) -> Callable[..., float]:
@@ -91,12 +120,15 @@ def metric(name: str, *, higher_is_better: bool, compares: str) -> Callable[[Cal
     return decorator
 
 
-def score_all(names: list[str], providers: dict[str, Callable[[], object]]) -> tuple[dict[str, float | None], dict[str, str]]:
+def score_all(
+    names: list[str], providers: dict[str, Callable[[], object]]
+) -> tuple[dict[str, float | None], dict[str, str]]:
     """Every named metric, computing only the inputs they ask for (providers: input name -> thunk);
     also the reasons of those unavailable here (their value is None)."""
     metrics = [METRICS.get(name) for name in names]
     available = {name: providers[name]() for name in sorted({i for m in metrics for i in m.inputs})}
-    scores, unavailable = {}, {}
+    scores: dict[str, float | None] = {}
+    unavailable: dict[str, str] = {}
     for metric in metrics:
         try:
             scores[metric.name] = metric(**available)
@@ -111,6 +143,11 @@ def score_all(names: list[str], providers: dict[str, Callable[[], object]]) -> t
 
 @metric("accuracy", higher_is_better=True, compares="labels")
 def accuracy(predicted: Tensor, labels: Tensor) -> float:
+    """The fraction of predicted class ids equal to the labels.
+
+    >>> accuracy(torch.tensor([0, 1, 2, 2]), torch.tensor([0, 1, 1, 2]))
+    0.75
+    """
     return (predicted == labels).double().mean().item()  # (m,) -> scalar
 
 
@@ -148,7 +185,8 @@ def agreement(predicted: Tensor, native_predicted: Tensor) -> float:
 def _check_paired(translated: Tensor, target: Tensor, same_dim: bool = False) -> None:
     # Broadcasting would silently turn a (1, d) target into a comparison with every row.
     if translated.ndim != 2 or target.ndim != 2 or translated.shape[0] != target.shape[0]:
-        raise ValueError(f"expected (m, d) tensors with the same m, got {tuple(translated.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"expected (m, d) tensors with the same m, got {tuple(translated.shape)} and {tuple(target.shape)}")
     if same_dim and translated.shape[1] != target.shape[1]:
         raise ValueError(f"expected the same width, got {tuple(translated.shape)} and {tuple(target.shape)}")
 
@@ -172,7 +210,21 @@ def cosine(translated: Tensor, target: Tensor) -> float:
 
 @metric("cka_linear", higher_is_better=True, compares="latent")
 def cka_linear(translated: Tensor, target: Tensor) -> float:
-    """Linear CKA with the biased HSIC: ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F), columns centered."""
+    """Linear CKA with the biased HSIC: ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F), columns centered.
+
+    By hand for one column each: centered, x = (-1, 0, 1) and y = (-1, 1, 0), so
+    ||Y^T X||^2 = 1 and ||X^T X|| = ||Y^T Y|| = 2, and CKA = 1 / (2 * 2):
+
+    >>> cka_linear(torch.tensor([[1.0], [2.0], [3.0]]), torch.tensor([[1.0], [3.0], [2.0]]))
+    0.25
+
+    It is 1 for spaces equal up to a rotation, a uniform scale and a shift:
+
+    >>> X = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
+    >>> Q, _ = torch.linalg.qr(torch.randn(4, 4, generator=torch.Generator().manual_seed(1)))
+    >>> round(cka_linear(X, 3 * X @ Q + 1), 6)
+    1.0
+    """
     _check_paired(translated, target)
     x = translated.double() - translated.double().mean(0)  # (m, dx)
     y = target.double() - target.double().mean(0)  # (m, dy)
@@ -244,7 +296,7 @@ def cka_rbf(translated: Tensor, target: Tensor) -> float:
     """
     _check_paired(translated, target)
     m = translated.shape[0]
-    k, l = _rbf_gram(translated.float()), _rbf_gram(target.float())  # (m, m) each
+    k, l = _rbf_gram(translated.float()), _rbf_gram(target.float())  # (m, m) each  # noqa: E741  (HSIC's K and L)
     k_row, l_row = k.mean(1), l.mean(1)  # (m,); kernels are symmetric, so also column means
     k_all, l_all = k_row.mean(), l_row.mean()
     kl = kk = ll = torch.zeros((), dtype=torch.float64, device=k.device)
@@ -351,7 +403,9 @@ def ssim(reconstructed: Tensor, images: Tensor) -> float:
     """Mean structural similarity (Wang et al. 2004) as scikit-image computes it for data range 1,
     averaged over channels and images, the border of half a window excluded."""
     x, y = reconstructed.double().flatten(0, 1)[:, None], images.double().flatten(0, 1)[:, None]  # (m*c, 1, h, w)
-    mean = lambda t: F.avg_pool2d(t, SSIM_WINDOW, stride=1)  # (m*c, 1, h-6, w-6): valid windows only
+    def mean(t: Tensor) -> Tensor:  # (m*c, 1, h-6, w-6): valid windows only
+        return F.avg_pool2d(t, SSIM_WINDOW, stride=1)
+
     n = SSIM_WINDOW**2
     ux, uy = mean(x), mean(y)
     vx = (mean(x * x) - ux * ux) * n / (n - 1)
@@ -375,9 +429,12 @@ def lpips(reconstructed: Tensor, images: Tensor) -> float:
     try:
         import lpips as lpips_package
     except ImportError:
-        raise MetricUnavailable("lpips is unavailable: the `lpips` package is not installed (pip install lpips)") from None
+        raise MetricUnavailable(
+            "lpips is unavailable: the `lpips` package is not installed (pip install lpips)") from None
     model = lpips_package.LPIPS(net="alex", verbose=False).to(images.device)
-    to_rgb = lambda t: (t.float() * 2 - 1).expand(-1, 3, -1, -1)  # [0, 1] grey -> [-1, 1] RGB
+    def to_rgb(t: Tensor) -> Tensor:  # [0, 1] grey -> [-1, 1] RGB
+        return (t.float() * 2 - 1).expand(-1, 3, -1, -1)
+
     with torch.no_grad():
         return model(to_rgb(reconstructed), to_rgb(images)).mean().item()
 

@@ -40,9 +40,10 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, TextIO
+from typing import Any, TextIO
 
 MIN_ROUNDS = 7  # 7 vs 7 samples: the exact one-sided U test can reach p = 1/3432, far below 0.01
 MAX_ROUNDS = 50
@@ -274,7 +275,8 @@ def format_run(run_json: str | Path) -> str:
     rows = []
     for name, entry in load_run(run_json).items():
         refs = entry.get("extra_info", {}).get("references", {})
-        ratios = ", ".join(f"{ref}: {info['ratio']:.2f}x" for ref, info in refs.items() if info.get("ratio") is not None)
+        ratios = ", ".join(f"{ref}: {info['ratio']:.2f}x" for ref, info in refs.items()
+                           if info.get("ratio") is not None)
         stats = entry["stats"]
         rows.append([name.split("::")[-1], f"{stats['median'] * 1e3:.4g}", stats["rounds"], ratios])
     return tabulate(rows, ["benchmark", "median ms", "rounds", "median paired ratio to reference"])

@@ -30,7 +30,7 @@ class Preprocessing:
         self.kind = kind
         self.zero_pad = zero_pad
 
-    def fit(self, X: torch.Tensor, Y: torch.Tensor) -> "Preprocessing":  # (n, dx), (n, dy)
+    def fit(self, X: torch.Tensor, Y: torch.Tensor) -> Preprocessing:  # (n, dx), (n, dy)
         self.dx, self.dy = X.shape[1], Y.shape[1]
         self.dim = max(self.dx, self.dy) if self.zero_pad else None
         if self.kind == "standard":

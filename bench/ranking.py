@@ -148,7 +148,8 @@ def tie_groups(order: list[str], different: set[frozenset[str]]) -> dict[str, st
     runs, last_end = [], -1
     for start in range(len(order)):
         end = start
-        while end + 1 < len(order) and all(frozenset((order[k], order[end + 1])) not in different for k in range(start, end + 1)):
+        while end + 1 < len(order) and all(frozenset((order[k], order[end + 1])) not in different
+                                           for k in range(start, end + 1)):
             end += 1
         if end > last_end:  # not contained in an earlier run
             runs.append((start, end))
@@ -203,7 +204,8 @@ def rank(cells: pd.DataFrame, resamples: int = RESAMPLES, alpha: float = ALPHA) 
         result.standings.append(Standing(
             method=method, score=float(overall[method]), low=float(low[i]), high=float(high[i]),
             rank=1 + len(result.worse[method]), group=groups[method], borda=float(borda[method]),
-            fit_seconds=float(fit.get(method, np.nan)), tasks=int(counts.tasks[method]), cells=int(counts.cells[method])))
+            fit_seconds=float(fit.get(method, np.nan)), tasks=int(counts.tasks[method]),
+            cells=int(counts.cells[method])))
     for lists in (result.better, result.worse):
         for method in lists:
             lists[method].sort(key=methods.index)

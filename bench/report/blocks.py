@@ -7,9 +7,10 @@ own text, safe in Markdown.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeAlias
 from urllib.parse import quote
 
 
@@ -35,7 +36,7 @@ class Link:
     href: str  # checked by safe_href before it is built
 
 
-Inline = Union[str, User, Code, Strong, Link]  # a plain str is our own text, safe in Markdown
+Inline: TypeAlias = str | User | Code | Strong | Link  # a plain str is our own text, safe in Markdown
 
 
 @dataclass
@@ -51,8 +52,8 @@ class Para:
 
 @dataclass
 class Table:
-    header: list[Inline]
-    rows: list[list[Inline]]
+    header: Sequence[Inline]  # Sequence, not list: a list[str] is a table row too
+    rows: Sequence[Sequence[Inline]]
 
 
 @dataclass
@@ -62,7 +63,7 @@ class Image:
     file: Path | None = None  # where to read it from, when that is not beside the output (results/grids)
 
 
-Block = Union[Heading, Para, Table, Image]
+Block: TypeAlias = Heading | Para | Table | Image
 
 
 def md_escape(text: str) -> str:

@@ -5,6 +5,7 @@ from tabulate import tabulate
 
 from bench.report.blocks import Block, Code, Heading, Inline, Link, Para, Strong, Table, md_escape
 
+
 def md_inline(part: Inline) -> str:
     if isinstance(part, str):
         return part
@@ -25,8 +26,8 @@ def to_markdown(blocks: list[Block]) -> str:
         elif isinstance(block, Para):
             out.append("".join(md_inline(p) for p in block.parts))
         elif isinstance(block, Table):
-            out.append(tabulate([[md_inline(c) for c in row] for row in block.rows], [md_inline(c) for c in block.header],
-                                tablefmt="github", disable_numparse=True))
+            out.append(tabulate([[md_inline(c) for c in row] for row in block.rows],
+                                [md_inline(c) for c in block.header], tablefmt="github", disable_numparse=True))
         else:
             out.append(f"![{md_escape(block.alt)}]({block.path})")
     return "\n\n".join(out).rstrip() + "\n"

@@ -3,7 +3,8 @@ metric against the number of anchors, and the source-by-target matrix per task."
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -13,10 +14,13 @@ from bench.ranking import Ranking
 from bench.report.stats import largest_count, native_value, summarise
 from bench.task import Task
 
+if TYPE_CHECKING:  # matplotlib itself is imported on first use
+    from matplotlib.figure import Figure
+
 DPI = 100  # fixed: the PNG bytes must not depend on the machine's matplotlib defaults
 
 
-def _pyplot():
+def _pyplot() -> ModuleType:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,7 +29,7 @@ def _pyplot():
     return plt
 
 
-def _save(figure, path: Path) -> None:
+def _save(figure: Figure, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=DPI, metadata={"Software": None})  # no version stamp: byte-identical reruns
     _pyplot().close(figure)
@@ -69,7 +73,8 @@ def matrix_plot(frame: pd.DataFrame, task: Task, path: Path) -> None:
     rows = frame[(frame.task == task.name) & (frame.n_anchors == largest) & (frame.method != NATIVE)]
     encoders = sorted({e for pair in task.pairs() for e in pair})
     methods = sorted(rows.method.unique())
-    native = frame[(frame.task == task.name) & (frame.method == NATIVE)].drop_duplicates("target").set_index("target")[column]
+    native = (frame[(frame.task == task.name) & (frame.method == NATIVE)]
+              .drop_duplicates("target").set_index("target")[column])
     # (source, target) -> mean over seeds, per method; NaN where the pair is not part of the task
     means = rows.groupby(["method", "source", "target"])[column].mean()
     grids = {}
@@ -87,14 +92,16 @@ def matrix_plot(frame: pd.DataFrame, task: Task, path: Path) -> None:
     side = 1.1 + 0.55 * len(encoders)
     figure, axes = plt.subplots(nrows, ncols, figsize=(side * ncols + 1.2, side * nrows + 0.9), dpi=DPI, squeeze=False,
                                 layout="constrained")  # makes room for the colour bar and the shared labels
-    ticks = [e.replace(task.spec.dataset.name + "-", "") for e in encoders]  # shorter labels; the title names the data set
+    # shorter labels; the title names the data set
+    ticks = [e.replace(task.spec.dataset.name + "-", "") for e in encoders]
     image = None
     for axis, method in zip(axes.flat, methods):
         image = axis.imshow(grids[method], vmin=low, vmax=high, cmap="viridis")
         for (i, j), value in np.ndenumerate(grids[method]):
             if not np.isnan(value):
                 axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                          color="black" if value > (low + high) / 2 else "white", fontweight="bold" if i == j else "normal")
+                          color="black" if value > (low + high) / 2 else "white",
+                          fontweight="bold" if i == j else "normal")
         axis.set_title(method, fontsize=9)
         axis.set_xticks(range(len(encoders)), ticks, rotation=45, ha="right", fontsize=7)
         axis.set_yticks(range(len(encoders)), ticks, fontsize=7)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.metrics import METRICS
 from bench.compare import NATIVE
+from bench.metrics import METRICS
 from bench.task import Task
 
 

@@ -1,11 +1,13 @@
 """The report's tables: the ranking, each method's main metric per task, the methods' cards."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
-from bench.method import METHODS, REPO_ROOT
 from bench.compare import FLOOR, NATIVE
+from bench.method import METHODS, REPO_ROOT
 from bench.ranking import Ranking, rank
 from bench.registry import Registry
 from bench.report.blocks import Block, Code, Inline, Para, Table, User, link_or_text
@@ -25,10 +27,12 @@ def method_cell(label: str, names: dict[str, str], registry: Registry = METHODS)
 
 
 def ranking_table(ranking: Ranking, names: dict[str, str], with_tasks: bool = True) -> Table:
-    header = ["rank", "method", "score (95% CI)", "tie group", "mean rank"] + (["tasks"] if with_tasks else []) + ["fit ms"]
+    header = (["rank", "method", "score (95% CI)", "tie group", "mean rank"] + (["tasks"] if with_tasks else [])
+              + ["fit ms"])
     rows = []
     for s in ranking.standings:
-        row = [str(s.rank), method_cell(s.method, names), f"{s.score:.3f} ({s.low:.3f}–{s.high:.3f})", s.group, f"{s.borda:.2f}"]
+        row = [str(s.rank), method_cell(s.method, names), f"{s.score:.3f} ({s.low:.3f}–{s.high:.3f})", s.group,
+               f"{s.borda:.2f}"]
         rows.append(row + ([str(s.tasks)] if with_tasks else []) + [f"{1000 * s.fit_seconds:.2f}"])
     return Table(header, rows)
 
@@ -36,7 +40,8 @@ def ranking_table(ranking: Ranking, names: dict[str, str], with_tasks: bool = Tr
 def ranking_blocks(cells: pd.DataFrame, names: dict[str, str], with_tasks: bool) -> tuple[list[Block], Ranking]:
     ranking = rank(cells)
     if not ranking.standings:
-        return [Para([f"No ranking: the task has no `{FLOOR}` (floor) or `{NATIVE}` (ceiling) results to normalise by."])], ranking
+        no_ranking = f"No ranking: the task has no `{FLOOR}` (floor) or `{NATIVE}` (ceiling) results to normalise by."
+        return [Para([no_ranking])], ranking
     return [ranking_table(ranking, names, with_tasks)], ranking
 
 
@@ -62,8 +67,10 @@ def overview_table(frame: pd.DataFrame, tasks: list[Task], names: dict[str, str]
             if n == largest:
                 values[(method, task.name)] = value
     methods = sorted({m for m, _ in values})
-    header: list[Inline] = ["method"] + [f"{t.name} ({t.main_metric} {arrow(t.main_metric)}, n={n})" for t, n in columns]
-    table = [[method_cell(m, names)] + [fmt(*values.get((m, t.name), (np.nan, np.nan))) for t, _ in columns] for m in methods]
+    header = ["method"] + [f"{t.name} ({t.main_metric} {arrow(t.main_metric)}, n={n})" for t, n in columns]
+    table: list[Sequence[Inline]] = [
+        [method_cell(m, names)] + [fmt(*values.get((m, t.name), (np.nan, np.nan))) for t, _ in columns]
+        for m in methods]
     table.append([NATIVE_LABEL] + [fmt(native_value(frame, t, t.main_metric), np.nan) for t, _ in columns])
     return Table(header, table)
 

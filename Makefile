@@ -58,6 +58,8 @@ test: setup
 lint: setup
 	$(BIN)/ruff check bench
 	$(BIN)/mypy
+	# the layers of bench/ (pyproject.toml [tool.importlinter], docs/architecture.md)
+	$(BIN)/lint-imports --no-cache
 
 # Timing benchmarks (docs/performance.md). The CI subset runs on one torch thread: robust to a busy machine.
 PERF_CI := BENCH_PERF=1 BENCH_PERF_THREADS=1 $(BIN)/python -m pytest tests/benchmarks -m perf_ci -q -p no:cacheprovider

@@ -26,9 +26,9 @@ from bench.report.findings import render_findings
 from bench.report.leaderboard import render
 from bench.results import ResultsFileError, ResultStore
 from bench.runner import Summary, resolve_device, run_task
-from bench.sandbox import isolated_discovery, make_executor
+from bench.sandbox import Isolated, isolated_discovery, make_executor
 from bench.submit import submit as submit_folder
-from bench.task import BadInputError, LimitSpec, check_against_data, discover_tasks, find_task, load_task
+from bench.task import BadInputError, LimitSpec, Task, check_against_data, discover_tasks, find_task, load_task
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 PLUGIN_LISTS = [family.plural for family in FAMILIES.values()]  # `bench list methods`, `bench list mergers`
@@ -37,11 +37,12 @@ PLUGIN_LISTS = [family.plural for family in FAMILIES.values()]  # `bench list me
 def cmd_run(args: argparse.Namespace) -> int:
     if args.executor == "local":
         return _run(args, None)
-    with isolated_discovery(sandboxed=not args.no_sandbox) as isolated:  # plug-ins imported in workers only, discovery too
+    # plug-ins imported in workers only, discovery too
+    with isolated_discovery(sandboxed=not args.no_sandbox) as isolated:
         return _run(args, isolated)
 
 
-def _run(args: argparse.Namespace, isolated) -> int:
+def _run(args: argparse.Namespace, isolated: Isolated | None) -> int:
     tasks = [find_task(t) for t in args.tasks] if args.tasks else discover_tasks(default_suite_only=True)
     for task in tasks:  # validate everything before writing anything
         check_against_data(task)
@@ -70,14 +71,15 @@ def _limits(args: argparse.Namespace, task_limits: LimitSpec) -> LimitSpec:
     """The task's limits, with --time-limit and --memory-limit in their place when given (held to the same bounds)."""
     given = {"time_s": args.time_limit, "memory_mb": args.memory_limit}
     try:
-        return LimitSpec.model_validate({**task_limits.model_dump(), **{k: v for k, v in given.items() if v is not None}})
+        return LimitSpec.model_validate({**task_limits.model_dump(),
+                                         **{k: v for k, v in given.items() if v is not None}})
     except ValidationError as error:
         item = error.errors()[0]
         option = {"time_s": "--time-limit", "memory_mb": "--memory-limit"}[str(item["loc"][0])]
         raise BadInputError(f"{option}: {item['msg']}") from None
 
 
-def _clear_results(results: Path, tasks) -> None:
+def _clear_results(results: Path, tasks: list[Task]) -> None:
     for task in tasks:
         for path in (results / task.name).glob("*.jsonl"):
             path.unlink()
@@ -92,17 +94,17 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    return submit_folder(Path(args.folder), Path(args.results), args.tasks or None, args.device, progress=not args.quiet,
-                         sandboxed=not args.no_sandbox)
+    return submit_folder(Path(args.folder), Path(args.results), args.tasks or None, args.device,
+                         progress=not args.quiet, sandboxed=not args.no_sandbox)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    rows = [r for r in ResultStore(args.results).rows() if r["status"] == "ok"]
+    rows = [r for r in ResultStore(args.results).rows() if r.status == "ok"]
     frame = pd.DataFrame([{
-        "task": r["task"], "task_version": r["task_version"], "dataset": r["dataset"], "source": r["source"],
-        "target": r["target"], "method": r["method"], "method_params": json.dumps(r["method_params"], sort_keys=True),
-        "n_anchors": r["n_anchors"], "seed": r["seed"], **r["metrics"],
-        "fit_seconds": r["fit_seconds"], "transform_seconds": r["transform_seconds"], "device": r["device"],
+        "task": r.task, "task_version": r.task_version, "dataset": r.dataset, "source": r.source,
+        "target": r.target, "method": r.method, "method_params": json.dumps(r.method_params, sort_keys=True),
+        "n_anchors": r.n_anchors, "seed": r.seed, **r.metrics,
+        "fit_seconds": r.fit_seconds, "transform_seconds": r.transform_seconds, "device": r.device,
     } for r in rows])
     output = Path(args.output or f"results/export.{args.format}")
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +127,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     results = isolated.check(described.family, described.name, folder, FAMILIES[described.family].rule_names)
     for result in results:
-        print(f"{'PASS' if result.passed else 'FAIL'}  {result.rule}" + ("" if result.passed else f": {result.message}"))
+        print(f"{'PASS' if result.passed else 'FAIL'}  {result.rule}"
+              + ("" if result.passed else f": {result.message}"))
     failed = sum(not r.passed for r in results)
     print(f"{len(results) - failed}/{len(results)} rules passed")
     return EXIT_FAILED if failed else 0
@@ -144,7 +147,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "tasks":
         for task in discover_tasks():
-            print(f"{task.name:32} v{task.spec.version}  {'default' if task.spec.default_suite else '       '}  {task.spec.description.strip().splitlines()[0] if task.spec.description.strip() else ''}")
+            print(f"{task.name:32} v{task.spec.version}  {'default' if task.spec.default_suite else '       '}  "
+                  f"{task.spec.description.strip().splitlines()[0] if task.spec.description.strip() else ''}")
     elif args.what in PLUGIN_LISTS:
         registry = next(family.registry for family in FAMILIES.values() if family.plural == args.what)
         for name in registry.names():
@@ -189,15 +193,18 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh", action="store_true", help="discard stored results of these tasks first")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     executor = run.add_argument("--executor", default="local",
-                                help="local: in-process, for the project's own methods (default); process: sandboxed worker "
-                                     "processes with limits; ray: Ray tasks, each in a sandboxed worker")
+                                help="local: in-process, for the project's own methods (default); process: "
+                                     "sandboxed worker processes with limits; ray: Ray tasks, each in a sandboxed "
+                                     "worker")
     executor.choices = EXECUTORS  # the registry's names (bench.executors, and bench.sandbox's process and ray)
     run.add_argument("--no-sandbox", action="store_true",
                      help="process/ray: plain worker processes where the sandbox cannot be set up (rows are marked)")
     run.add_argument("--workers", type=int, help="worker processes for --executor process (default: CPU count)")
     run.add_argument("--address", help="Ray cluster address for --executor ray (default: start a local instance)")
-    run.add_argument("--time-limit", type=float, help="seconds per cell (process/ray executors; default: the task's limits.time_s)")
-    run.add_argument("--memory-limit", type=int, help="MiB per cell (process executor; default: the task's limits.memory_mb)")
+    run.add_argument("--time-limit", type=float,
+                     help="seconds per cell (process/ray executors; default: the task's limits.time_s)")
+    run.add_argument("--memory-limit", type=int,
+                     help="MiB per cell (process executor; default: the task's limits.memory_mb)")
     run.set_defaults(func=cmd_run)
 
     board = commands.add_parser("leaderboard", help="regenerate leaderboard.md from results/")
@@ -207,7 +214,8 @@ def parser() -> argparse.ArgumentParser:
                        help="also write the self-contained HTML page (default path: leaderboard.html)")
     board.set_defaults(func=cmd_leaderboard)
 
-    submit = commands.add_parser("submit", help="card check, conformance suite, default suite and report for one submission")
+    submit = commands.add_parser("submit",
+                                 help="card check, conformance suite, default suite and report for one submission")
     submit.add_argument("folder", metavar="SUBMISSION_FOLDER")
     submit.add_argument("--tasks", nargs="+", metavar="TASK", help="task names or files (default: the default suite)")
     submit.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -249,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "device", "auto") != "auto":  # before the command writes anything (run --fresh clears results)
             resolve_device(args.device)
         return args.func(args)
-    except (BadInputError, UnknownNameError, SubmissionError, ResultsFileError, DatasetUnavailable, SandboxUnavailable) as error:
+    except (BadInputError, UnknownNameError, SubmissionError, ResultsFileError, DatasetUnavailable,
+            SandboxUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 
@@ -40,9 +41,9 @@ class Outcome:
     fit_cells: int = 1  # how many cells were fitted together with this one (itself included)
 
 
-def failed(job: "Job", error: str) -> list[Outcome]:
+def failed(cells: int, error: str) -> list[Outcome]:
     """Every cell of a job that could not finish (its worker died or ran out of time) fails with `error`."""
-    return [Outcome(None, error) for _ in range(job.cells)]
+    return [Outcome(None, error) for _ in range(cells)]
 
 
 def now(device: torch.device) -> float:
@@ -86,7 +87,7 @@ class Job:
         """(rows, columns) of each cell's output; None columns: any width."""
         raise NotImplementedError
 
-    def on_host(self) -> "Job":
+    def on_host(self) -> Job:
         """The job with its tensors in host memory (a CUDA tensor would initialise CUDA where it is unpickled)."""
         moved = {f.name: _on_host(getattr(self, f.name)) for f in dataclasses.fields(self)}
         return dataclasses.replace(self, **moved)
@@ -108,7 +109,10 @@ class Executor(Protocol):
     """Runs jobs and yields (index in `jobs`, one Outcome per cell of that job) as jobs finish, in
     any order. `folders` are the plug-in folders the jobs' code lives in (a sandbox mounts them)."""
 
-    isolation: str  # "in-process", "process" or "sandbox" (bench.sandbox.Isolation): recorded in every row
+    @property
+    def isolation(self) -> str:
+        """"in-process", "process" or "sandbox" (bench.sandbox.Isolation): recorded in every row."""
+        ...
 
     def run(self, jobs: Iterable[Job], folders: Iterable[str] = ()) -> Iterator[tuple[int, list[Outcome]]]: ...
 

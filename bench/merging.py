@@ -17,8 +17,9 @@ The partitions, cells and scores are bench/kinds/merging.py's.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sklearn.base import BaseEstimator
 from torch import Tensor
@@ -30,7 +31,7 @@ from bench.registry import Registry
 class Merger(BaseEstimator):
     """Base class of mergers. Subclasses implement fit and transform."""
 
-    def fit(self, anchors: list[Tensor]) -> "Merger":  # k tensors of (n, d_i)
+    def fit(self, anchors: list[Tensor]) -> Merger:  # k tensors of (n, d_i)
         raise NotImplementedError
 
     def transform(self, spaces: list[Tensor]) -> Tensor:  # k tensors of (m, d_i) -> (m, d_out)
@@ -62,7 +63,8 @@ def mergers_dir() -> Path:
 
 def _discover() -> None:
     root = mergers_dir()
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))) if root.is_dir() else []:
+    for folder in (sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+                   if root.is_dir() else []):
         register_folder(folder, MERGERS, UnimportableMerger)
 
 

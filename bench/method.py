@@ -20,9 +20,10 @@ import os
 import re
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from sklearn.base import BaseEstimator, clone
@@ -63,13 +64,13 @@ class Method(BaseEstimator):
     sklearn.exceptions.NotFittedError: Scaled.transform called before fit
     """
 
-    def fit(self, X: torch.Tensor, Y: torch.Tensor) -> "Method":  # (n, dx), (n, dy)
+    def fit(self, X: torch.Tensor, Y: torch.Tensor) -> Method:  # (n, dx), (n, dy)
         raise NotImplementedError
 
     def transform(self, X: torch.Tensor) -> torch.Tensor:  # (m, dx) -> (m, dy)
         raise NotImplementedError
 
-    def fit_many(self, Xs: list[torch.Tensor], Ys: list[torch.Tensor]) -> list["Method"]:
+    def fit_many(self, Xs: list[torch.Tensor], Ys: list[torch.Tensor]) -> list[Method]:
         """One fitted clone per anchor set: fitted[i] behaves as clone(self).fit(Xs[i], Ys[i]).
 
         A method that overrides it (and takes no seed: see fits_in_batches) gets, in one call,
@@ -126,7 +127,7 @@ def loading_folder() -> Path | None:
     return _loading_folder
 
 
-def register_method(name: str):
+def register_method(name: str) -> Callable[[type], type]:
     """Class decorator: `@register_method("ortho")` makes a Method subclass available by name.
 
     In a submission (submissions/<name>/method.py; see the README):
@@ -186,6 +187,7 @@ def load_submission(folder: Path, registry: Registry | None = None) -> list[str]
             if module_name in sys.modules:
                 continue
             spec = importlib.util.spec_from_file_location(module_name, path)
+            assert spec is not None and spec.loader is not None  # a .py file always has a source loader
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module
             try:
@@ -272,7 +274,7 @@ def get_method(name: str) -> MethodInfo:
 
 def takes_seed(cls: type) -> bool:
     """Whether the class takes a `seed` parameter: the runner then builds it with the anchor seed."""
-    return "seed" in inspect.signature(cls.__init__).parameters
+    return "seed" in inspect.signature(cls.__init__).parameters  # type: ignore[misc]  # the class's own __init__
 
 
 def fits_in_batches(cls: type) -> bool:

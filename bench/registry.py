@@ -6,7 +6,8 @@ An unknown name is an error that lists the closest registered names.
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -28,7 +29,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, T] = {}
-        self._loaders: list[Callable[[], None]] = []  # lazy discovery (submissions, plug-ins)
+        self._loaders: list[Callable[[], object]] = []  # lazy discovery (submissions, plug-ins)
         self._resolvers: list[tuple[str, Callable[[str], T]]] = []  # "prefix:" -> builds an entry from its name
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -59,7 +60,7 @@ class Registry(Generic[T]):
             setattr(entry, attribute, value)
         return entry
 
-    def add_loader(self, loader: Callable[[], None]) -> None:
+    def add_loader(self, loader: Callable[[], object]) -> None:
         self._loaders.append(loader)
 
     def add_resolver(self, prefix: str, build: Callable[[str], T]) -> None:
@@ -99,6 +100,7 @@ class Registry(Generic[T]):
 
 def _origin(obj: object) -> str:
     """Where an entry was defined; entries that wrap a class or function say so with `.origin`."""
-    if isinstance(getattr(obj, "origin", None), str):
-        return obj.origin
+    origin = getattr(obj, "origin", None)
+    if isinstance(origin, str):
+        return origin
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"

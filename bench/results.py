@@ -1,6 +1,7 @@
 """The result store: one JSON line per scored cell, under results/<task>/<method>.jsonl.
 
-A row carries everything needed to reproduce and rank the cell (see ROW_FIELDS). Writes are
+A row is a Result: everything needed to reproduce and rank the cell, one typed record whose
+fields are the schema (ROW_FIELDS, FIELD_TYPES). Writes are
 upserts by cell key, done under an exclusive lock by rewriting the file to a temporary name and
 renaming it over the old one: a run killed at any moment leaves the old file or the new one,
 never half of one, and two runs writing to one directory lose nothing and duplicate nothing.
@@ -11,26 +12,76 @@ wrong type is a ResultsFileError naming file and line, like a corrupt line, neve
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import fcntl
 import json
 import os
 import re
 import signal
+import types
+import typing
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Union
 
 SCHEMA_VERSION = 1
-ROW_FIELDS = (
-    "schema_version", "task", "task_version", "task_spec_hash", "kind", "dataset", "dataset_hash",
-    "source", "target", "method", "method_name", "method_params", "method_source_hash",
-    "n_anchors", "seed", "anchor_ids_hash", "status", "error", "metrics", "unavailable",
-    "fit_seconds", "fit_cells", "transform_seconds", "device", "versions", "git_commit", "isolation",
-)
-# fit_cells: how many cells were fitted in one call (Method.fit_many); fit_seconds is then that
-# call's time divided by fit_cells. isolation: where the method ran ("sandbox", "process" or
-# "in-process"). Rows written before these fields (or `unavailable`) existed lack them; the store
-# reads them with the defaults in OPTIONAL_DEFAULTS and never writes those defaults back.
+
+
+@dataclass(frozen=True)
+class Result:
+    """One cell's row: everything needed to reproduce and rank it (DESIGN.md). Built by the runner
+    (bench.runner.base_row, then dataclasses.replace as the cell runs), stored as one JSON object
+    per line, read back by the report, `bench submit` and `bench export`. Its fields are the
+    schema: their annotations are what a stored row is checked against (FIELD_TYPES)."""
+
+    schema_version: int
+    task: str
+    task_version: int
+    task_spec_hash: str
+    kind: str
+    dataset: str
+    dataset_hash: str
+    source: str  # what a cell's source and target are is its task kind's (encoders; a partition, ...)
+    target: str
+    method: str  # the plug-in's label in its task, e.g. ortho[preprocessing=l2]
+    method_name: str
+    method_params: dict[str, Any]
+    method_source_hash: str
+    n_anchors: int
+    seed: int
+    anchor_ids_hash: str | None
+    status: str  # STATUSES
+    error: str | None
+    metrics: dict[str, float | None]  # None: unavailable here, for the reason in `unavailable`
+    unavailable: dict[str, str]
+    fit_seconds: float | None  # a job fitted together (Method.fit_many): its fit time divided by fit_cells
+    fit_cells: int | None  # how many cells were fitted in one call
+    transform_seconds: float | None
+    device: str | None
+    versions: dict[str, str]
+    git_commit: str | None
+    isolation: str  # ISOLATIONS: where the plug-in ran
+
+    @property
+    def key(self) -> str:
+        """What identifies a cell (KEY_FIELDS): a new task version, spec, method source or params is a new cell."""
+        return cell_key(self.to_json())
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored object (its metric, parameter and version dicts copied)."""
+        return {field: copy.copy(getattr(self, field)) for field in ROW_FIELDS}
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Result:
+        """A checked stored row (row_problem is None), with the fields added since it was written filled in."""
+        return cls(**{field: row[field] if field in row else OPTIONAL_DEFAULTS[field](row) for field in ROW_FIELDS})
+
+
+# Rows written before fit_cells, isolation or `unavailable` existed lack them; the store reads them
+# with the defaults in OPTIONAL_DEFAULTS and never writes those defaults back.
 # What identifies a cell: a new task version, spec, method source or params is a new cell.
 KEY_FIELDS = ("task", "task_version", "task_spec_hash", "source", "target", "method", "method_params",
               "method_source_hash", "n_anchors", "seed")
@@ -38,17 +89,21 @@ STATUSES = ("ok", "failed")
 ISOLATIONS = ("sandbox", "process", "in-process")
 
 _NONE = type(None)
-_STR, _INT, _NUM, _DICT = (str,), (int,), (int, float), (dict,)
+
+
+def _json_types(annotation: Any) -> tuple[type, ...]:
+    """The JSON value types a field of this annotation may hold: a float field takes any number."""
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        return tuple(t for member in typing.get_args(annotation) for t in _json_types(member))
+    if annotation is float:
+        return (int, float)
+    return (typing.get_origin(annotation) or annotation,)
+
+
+ROW_FIELDS = tuple(field.name for field in dataclasses.fields(Result))
 # No field takes a boolean: bool is a subclass of int, and `true` is no anchor count (see _is).
-FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "schema_version": _INT, "task": _STR, "task_version": _INT, "task_spec_hash": _STR, "kind": _STR,
-    "dataset": _STR, "dataset_hash": _STR, "source": _STR, "target": _STR, "method": _STR, "method_name": _STR,
-    "method_params": _DICT, "method_source_hash": _STR, "n_anchors": _INT, "seed": _INT,
-    "anchor_ids_hash": _STR + (_NONE,), "status": _STR, "error": _STR + (_NONE,), "metrics": _DICT,
-    "unavailable": _DICT, "fit_seconds": _NUM + (_NONE,), "fit_cells": _INT + (_NONE,),
-    "transform_seconds": _NUM + (_NONE,), "device": _STR + (_NONE,), "versions": _DICT,
-    "git_commit": _STR + (_NONE,), "isolation": _STR,
-}
+FIELD_TYPES: dict[str, tuple[type, ...]] = {name: _json_types(hint)
+                                            for name, hint in typing.get_type_hints(Result).items()}
 OPTIONAL_DEFAULTS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "unavailable": lambda row: {},
     "fit_cells": lambda row: None if row["fit_seconds"] is None else 1,  # before fit_many every cell was fitted alone
@@ -118,7 +173,7 @@ def row_problem(row: Any) -> str | None:
     if row["status"] not in STATUSES:
         return f"results row status {row['status']!r} is not one of {', '.join(STATUSES)}"
     if not _METRIC_TYPES.issuperset(map(type, row["metrics"].values())):
-        bad = next((k for k, v in row["metrics"].items() if not _is(v, _NUM + (_NONE,))), None)
+        bad = next((k for k, v in row["metrics"].items() if not _is(v, (int, float, _NONE))), None)
         if bad is not None:
             return f"results row metric '{bad}' is {_json_type(row['metrics'][bad])}; expected a number or null"
     bad = next((k for k, v in row.get("unavailable", {}).items() if type(v) is not str), None)
@@ -134,10 +189,10 @@ def _field_problem(row: dict[str, Any]) -> str | None:
     missing = [f for f in FIELD_TYPES if f not in row and f not in OPTIONAL_DEFAULTS]
     if missing:
         return f"results row lacks {', '.join(missing)}"
-    for field, types in FIELD_TYPES.items():
-        if field in row and not _is(row[field], types):
+    for field, allowed in FIELD_TYPES.items():
+        if field in row and not _is(row[field], allowed):
             # (int, float) reads "a number"
-            expected = " or ".join(_JSON_NAMES[t] for t in types if not (t is int and float in types))
+            expected = " or ".join(_JSON_NAMES[t] for t in allowed if not (t is int and float in allowed))
             return f"results row field '{field}' is {_json_type(row[field])}; expected {expected}"
     return None
 
@@ -203,23 +258,18 @@ class ResultStore:
         return sorted(self.root.glob("*/*.jsonl")) if self.root.is_dir() else []
 
     @staticmethod
-    def read_file(path: Path) -> list[dict[str, Any]]:
+    def read_file(path: Path) -> list[Result]:
         """The rows of one results file, checked, with fields added since a row was written filled in."""
-        rows = _parse_file(path)
-        for row in rows:
-            for field, default in OPTIONAL_DEFAULTS.items():
-                if field not in row:
-                    row[field] = default(row)
-        return rows
+        return [Result.from_json(row) for row in _parse_file(path)]
 
-    def rows(self) -> list[dict[str, Any]]:
+    def rows(self) -> list[Result]:
         return [row for path in self.files() for row in self.read_file(path)]
 
     def completed_keys(self, task: str, method: str) -> set[str]:
         path = self.path(task, method)
         if not path.exists():
             return set()
-        return {cell_key(row) for row in self.read_file(path) if row["status"] == "ok"}
+        return {cell_key(row) for row in _parse_file(path) if row["status"] == "ok"}
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -243,10 +293,10 @@ class ResultStore:
         except PermissionError:  # a read-only store: readers never look at these files, so leave them
             pass
 
-    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+    def write(self, results: Iterable[Result]) -> None:
         """Upsert rows by cell key (a new row replaces an older one of the same cell)."""
         by_path: dict[Path, list[dict[str, Any]]] = {}
-        for row in rows:
+        for row in (result.to_json() for result in results):
             problem = row_problem(row)
             if problem is not None:  # a bug in the caller: refuse it before it becomes a file no command reads
                 raise ValueError(f"refusing to store a malformed row ({problem}): {row!r}")

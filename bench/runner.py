@@ -13,19 +13,20 @@ import functools
 import platform
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import sklearn
 import torch
 from tqdm.auto import tqdm
 
+from bench.anchors import anchor_ids_hash
 from bench.compare import NATIVE
 from bench.datasets import Dataset, load_dataset
 from bench.executors import Executor, Job, LocalExecutor, Outcome
 from bench.method import REPO_ROOT
-from bench.results import SCHEMA_VERSION, ResultStore, cell_key
-from bench.task import BadInputError, Cell, Evaluation, LimitSpec, Row, Task, check_against_data
+from bench.results import SCHEMA_VERSION, Result, ResultStore
+from bench.task import BadInputError, Cell, Evaluation, LimitSpec, Task, check_against_data
 
 # rows are written at most this often: a kill loses at most this much work (plus the job in flight),
 # however slow the cells, and a fast task is not slowed by a rewrite + fsync every few cells
@@ -62,23 +63,22 @@ class Summary:
     failures: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        text = f"cells run: {self.run}, skipped (already stored): {self.skipped}, failed: {self.failed}, time: {self.seconds:.1f} s"
+        text = (f"cells run: {self.run}, skipped (already stored): {self.skipped}, failed: {self.failed}, "
+                f"time: {self.seconds:.1f} s")
         return "\n".join([text, *(f"  FAILED {failure}" for failure in self.failures)])
 
 
-def base_row(task: Task, dataset: Dataset, cell: Cell, source_hash: str) -> Row:
-    """A cell's row before it is run: every field of bench.results.ROW_FIELDS, in their stored order."""
+def base_row(task: Task, dataset: Dataset, cell: Cell, source_hash: str) -> Result:
+    """A cell's row before it runs; the runner fills in the rest with dataclasses.replace."""
     versions, commit = environment()
-    return {
-        "schema_version": SCHEMA_VERSION, "task": task.name, "task_version": task.spec.version,
-        "task_spec_hash": task.spec_hash, "kind": task.spec.kind, "dataset": dataset.name,
-        "dataset_hash": dataset.content_hash, "source": cell.source, "target": cell.target,
-        "method": cell.method.display, "method_name": cell.method.name, "method_params": dict(cell.method.params),
-        "method_source_hash": source_hash, "n_anchors": cell.n_anchors, "seed": cell.seed,
-        "anchor_ids_hash": None, "status": "ok", "error": None, "metrics": {}, "unavailable": {},
-        "fit_seconds": None, "fit_cells": None, "transform_seconds": None, "device": None, "isolation": "in-process",
-        "versions": versions, "git_commit": commit,
-    }
+    return Result(
+        schema_version=SCHEMA_VERSION, task=task.name, task_version=task.spec.version, task_spec_hash=task.spec_hash,
+        kind=task.spec.kind, dataset=dataset.name, dataset_hash=dataset.content_hash, source=cell.source,
+        target=cell.target,
+        method=cell.method.display, method_name=cell.method.name, method_params=dict(cell.method.params),
+        method_source_hash=source_hash, n_anchors=cell.n_anchors, seed=cell.seed, anchor_ids_hash=None, status="ok",
+        error=None, metrics={}, unavailable={}, fit_seconds=None, fit_cells=None, transform_seconds=None, device=None,
+        versions=versions, git_commit=commit, isolation="in-process")
 
 
 def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summary,
@@ -93,8 +93,11 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
     registry = task.kind.plugins  # the kind's plug-in family: translation methods, mergers, ...
     source_hashes = {m.name: registry.get(m.name).source_hash for m in task.methods}
     done = {label: store.completed_keys(task.name, label) for label in {c.method.display for c in cells} | {NATIVE}}
-    pending = [(cell, row) for cell in cells
-               if cell_key(row := base_row(task, dataset, cell, source_hashes[cell.method.name])) not in done[cell.method.display]]
+    # what the plug-in runs under (bench/sandbox.py; the leaderboard shows it) and on
+    isolation = getattr(executor, "isolation", "in-process")
+    pending = [(cell, replace(row, isolation=isolation, device=str(device))) for cell in cells
+               if (row := base_row(task, dataset, cell, source_hashes[cell.method.name])).key
+               not in done[cell.method.display]]
     summary.skipped += len(cells) - len(pending)
     evaluation = task.kind.evaluation(task, dataset, device, store.root)
     references = missing_references(evaluation, task, dataset, device, done[NATIVE])
@@ -102,12 +105,9 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
         store.write(references)
     grouped = evaluation.batches(pending)
     folders = {m.name: str(registry.get(m.name).folder) for m in task.methods if registry.get(m.name).folder}
-    isolation = getattr(executor, "isolation", "in-process")
-    for _, row in pending:
-        row["isolation"] = isolation  # what the method ran under (bench/sandbox.py); the leaderboard shows it
-        row["device"] = str(device)
-    jobs = (placed(evaluation.job(batch, limits), folders) for batch in grouped)  # lazy: one job's tensors at a time
-    buffer: list[Row] = []
+    # lazy: one job's tensors at a time
+    jobs = (placed(evaluation.job([cell for cell, _ in batch], limits), folders) for batch in grouped)
+    buffer: list[Result] = []
     flushed = time.monotonic()
     bar = tqdm(total=len(pending), desc=task.name, unit="cell", disable=not progress or not pending, dynamic_ncols=True)
     for index, outcomes in executor.run(jobs, sorted(set(folders.values()))):
@@ -115,10 +115,10 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
             row = finish_row(evaluation, cell, row, outcome, device)
             summary.run += 1
             bar.update()
-            if row["status"] != "ok":
+            if row.status != "ok":
                 summary.failed += 1
                 summary.failures.append(f"{task.name} {cell.source}->{cell.target} {cell.method.display} "
-                                        f"n={cell.n_anchors} seed={cell.seed}: {row['error']}")
+                                        f"n={cell.n_anchors} seed={cell.seed}: {row.error}")
             buffer.append(row)
         if time.monotonic() - flushed >= FLUSH_SECONDS:
             store.write(buffer)
@@ -128,15 +128,14 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
 
 
 def missing_references(evaluation: Evaluation, task: Task, dataset: Dataset, device: torch.device,
-                       done: set[str]) -> list[Row]:
+                       done: set[str]) -> list[Result]:
     """The reference rows (the kind's ceiling, `native`) not stored yet, scored."""
     rows = []
     for cell in evaluation.reference_cells():
         row = base_row(task, dataset, cell, source_hash="")
-        if cell_key(row) not in done:
-            row["device"] = str(device)
-            row["metrics"], row["unavailable"] = evaluation.score_reference(cell)
-            rows.append(row)
+        if row.key not in done:
+            metrics, unavailable = evaluation.score_reference(cell)
+            rows.append(replace(row, device=str(device), metrics=metrics, unavailable=unavailable))
     return rows
 
 
@@ -146,14 +145,16 @@ def placed(job: Job, folders: dict[str, str]) -> Job:
     return job
 
 
-def finish_row(evaluation: Evaluation, cell: Cell, row: Row, outcome: Outcome, device: torch.device) -> Row:
-    row.update(fit_seconds=outcome.fit_seconds, fit_cells=outcome.fit_cells, transform_seconds=outcome.transform_seconds)
+def finish_row(evaluation: Evaluation, cell: Cell, row: Result, outcome: Outcome, device: torch.device) -> Result:
+    """A cell's row from its job's outcome: scored, or failed with the reason (a failing score included)."""
+    row = replace(row, anchor_ids_hash=anchor_ids_hash(evaluation.anchors(cell)), fit_seconds=outcome.fit_seconds,
+                  fit_cells=outcome.fit_cells, transform_seconds=outcome.transform_seconds)
     if outcome.error is not None or outcome.translated is None:
-        return {**row, "status": "failed", "error": outcome.error or "no output"}
+        return replace(row, status="failed", error=outcome.error or "no output")
     output = outcome.translated.to(device, torch.float32)
     try:
-        row["metrics"], row["unavailable"] = evaluation.score(cell, output)
+        metrics, unavailable = evaluation.score(cell, output)
     except Exception as error:
-        return {**row, "status": "failed", "error": f"score: {type(error).__name__}: {error}"}
+        return replace(row, status="failed", error=f"score: {type(error).__name__}: {error}")
     evaluation.scored(cell, output)
-    return row
+    return replace(row, metrics=metrics, unavailable=unavailable)

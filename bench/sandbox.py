@@ -292,12 +292,12 @@ def job_outcomes(worker: Worker, job: Job) -> list[Outcome]:
         return outcomes_from(header, arrays, job.cells, job.output_shapes())
     except EOFError:
         worker.kill()
-        return failed(job, "crash: the worker process died while running the method (killed by a signal); "
-                           "a method must not exit the interpreter or kill its worker")
+        return failed(job.cells, "crash: the worker process died while running the method (killed by a signal); "
+                                 "a method must not exit the interpreter or kill its worker")
     except Exception as error:  # ProtocolError, or anything else a crafted result provokes: the job's failure only
         worker.kill()
-        return failed(job, "protocol: the worker sent "
-                           f"{error if isinstance(error, ProtocolError) else type(error).__name__}")
+        return failed(job.cells, "protocol: the worker sent "
+                                 f"{error if isinstance(error, ProtocolError) else type(error).__name__}")
 
 
 class ProcessExecutor:
@@ -339,8 +339,8 @@ class ProcessExecutor:
                         outcomes = job_outcomes(slot.worker, slot.job)
                     elif slot.deadline is not None and time.monotonic() >= slot.deadline:
                         slot.worker.kill()
-                        outcomes = failed(slot.job, "time limit: fit + transform took longer than "
-                                                    f"{slot.job.time_limit:g} s; the worker was killed")
+                        outcomes = failed(slot.job.cells, "time limit: fit + transform took longer than "
+                                                          f"{slot.job.time_limit:g} s; the worker was killed")
                     else:
                         continue
                     index = slot.index
@@ -394,15 +394,15 @@ class RayExecutor:
                 try:
                     outcomes = ray.get(ref)
                 except Exception as error:  # the Ray worker died: Ray reports it as an error on get
-                    outcomes = failed(submitted, "crash: the Ray worker died while running the method "
-                                                 f"({type(error).__name__})")
+                    outcomes = failed(submitted.cells, "crash: the Ray worker died while running the method "
+                                                       f"({type(error).__name__})")
                 yield index, outcomes
             for ref in [r for r, (_, start, sub) in running.items()
                         if sub.time_limit and time.monotonic() - start > sub.time_limit]:
                 ray.cancel(ref, force=True)
                 index, _, submitted = running.pop(ref)
-                yield index, failed(submitted, "time limit: fit + transform took longer than "
-                                               f"{submitted.time_limit:g} s; the Ray task was cancelled")
+                yield index, failed(submitted.cells, "time limit: fit + transform took longer than "
+                                                     f"{submitted.time_limit:g} s; the Ray task was cancelled")
 
 
 @dataclass
@@ -478,7 +478,7 @@ class Isolated:
             worker.kill()
         self.workers.clear()
 
-    def check(self, family: Literal["method", "merger"], name: str, folder: str | None, rules: list[str],
+    def check(self, family: str, name: str, folder: str | None, rules: list[str],
               params: dict[str, Any] | None = None) -> list[CheckResult]:
         """Each rule in a fresh child with a time limit; after a rule runs out of time the rest are
         not run (a method that hangs in one rule would hang in most), so the command ends."""
@@ -525,12 +525,14 @@ class Isolated:
         # the first family that knows the name; unknown names raise, with the first family's closest ones
         family = next((f for f in FAMILIES.values() if name_or_path in f.registry), next(iter(FAMILIES.values())))
         info = family.registry.get(name_or_path)
-        return Described(family.name, info.name, info.error, [], False, False), str(info.folder) if info.folder else None
+        folder = str(info.folder) if info.folder else None
+        return Described(family.name, info.name, info.error, [], False, False), folder
 
     def importer(self, folder: Path, registry: Any) -> list[str]:
         """For bench.method.import_folders_with: describe in a worker, register stand-ins here."""
         family = family_of(registry)
-        return [register_described(described, folder) for described in self.describe(folder) if described.family == family.name]
+        return [register_described(described, folder) for described in self.describe(folder)
+                if described.family == family.name]
 
 
 @contextmanager

@@ -31,19 +31,20 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib
 import inspect
 import json
 import math
 import types
 import typing
-import importlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, Literal, Protocol, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Union
 
 import numpy as np
 import yaml
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from bench.compare import NATIVE
 from bench.datasets import DATASETS, Dataset, DatasetUnavailable, load_dataset
@@ -51,15 +52,16 @@ from bench.decoders import DECODERS
 from bench.method import REPO_ROOT
 from bench.metrics import METRICS
 from bench.registry import Registry
+from bench.results import Result
 
 if TYPE_CHECKING:  # the run-time and report halves of a kind: only the runner, the report and the kinds import these
     import pandas as pd
     import torch
 
-    from bench.executors import Job, Outcome
+    from bench.executors import Job
     from bench.report.blocks import Block, Inline
 
-Scalar = Union[bool, int, float, str, None]
+Scalar = bool | int | float | str | None
 MAX_SEED = 2**32 - 1  # numpy's legacy RandomState takes no larger seed; no task needs one
 MAX_ANCHORS = 10_000_000  # beyond any data set here; check_against_data holds counts to the fit split
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
@@ -150,7 +152,7 @@ class TaskSpec(Strict):
     dataset: DatasetSpec
     decoder: str = "logistic"
     anchors: AnchorSpec
-    methods: list[Union[str, MethodSpec]] | None = Field(default=None, min_length=1)
+    methods: list[str | MethodSpec] | None = Field(default=None, min_length=1)
     metrics: list[str] = Field(min_length=1)
     limits: LimitSpec = LimitSpec()
 
@@ -165,9 +167,6 @@ class TaskSpec(Strict):
     def block(self) -> Any:
         """The kind's own block of this spec (e.g. its EncoderSpec)."""
         return getattr(self, KINDS.get(self.kind).block)
-
-
-Row = dict[str, Any]  # one result row (bench/results.py: ROW_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -201,19 +200,23 @@ class Evaluation(Protocol):
     def score_reference(self, cell: Cell) -> Scores:
         ...
 
-    def batches(self, pending: list[tuple[Cell, Row]]) -> list[list[tuple[Cell, Row]]]:
-        """Pending cells grouped into jobs: each group is one job's cells."""
+    def batches(self, pending: list[tuple[Cell, Result]]) -> list[list[tuple[Cell, Result]]]:
+        """Pending cells (with their rows) grouped into jobs: each group is one job's cells."""
         ...
 
-    def job(self, batch: list[tuple[Cell, Row]], limits: LimitSpec) -> "Job":
-        """What the plug-in may see for these cells; it records each row's anchor_ids_hash."""
+    def job(self, cells: list[Cell], limits: LimitSpec) -> Job:
+        """What the plug-in may see for these cells (one group of batches)."""
         ...
 
-    def score(self, cell: Cell, output: "torch.Tensor") -> Scores:
+    def anchors(self, cell: Cell) -> np.ndarray:
+        """The anchor samples of a cell (indices into the data set), recorded in its row by their hash."""
+        ...
+
+    def score(self, cell: Cell, output: torch.Tensor) -> Scores:
         """The task's metrics on a cell's output (a job's Outcome.translated)."""
         ...
 
-    def scored(self, cell: Cell, output: "torch.Tensor") -> None:
+    def scored(self, cell: Cell, output: torch.Tensor) -> None:
         """Called after a cell scored: what a kind keeps beside the row (e.g. reconstruction grids)."""
         ...
 
@@ -226,13 +229,40 @@ class TaskKind(Protocol):
         class MyKind: ...   # these attributes and methods; see bench/kinds/ and tests/test_kinds.py
     """
 
-    block: str  # the task file's key for the kind's own settings, e.g. "encoders"
-    block_spec: type[BaseModel]  # its schema (a Strict model)
-    plugins: Registry[Any]  # the plug-in family its tasks' `methods` name (bench.method.METHODS, ...)
-    compares: tuple[str, ...]  # the metric inputs it provides (bench.metrics COMPARES): a metric must compare one
-    ranked: bool  # its plug-ins are normalised and ranked with the translation methods on the leaderboard
-    title: str  # an unranked kind's section of the leaderboard: its heading,
-    note: str  # and what it measures
+    # read-only (a class attribute meets each): the kind's declarations
+    @property
+    def block(self) -> str:
+        """The task file's key for the kind's own settings, e.g. "encoders"."""
+        ...
+
+    @property
+    def block_spec(self) -> type[BaseModel]:
+        """The block's schema (a Strict model)."""
+        ...
+
+    @property
+    def plugins(self) -> Registry[Any]:
+        """The plug-in family its tasks' `methods` name (bench.method.METHODS, bench.merging.MERGERS, ...)."""
+        ...
+
+    @property
+    def compares(self) -> tuple[str, ...]:
+        """The metric inputs it provides (bench.metrics COMPARES): each metric of its tasks compares one."""
+        ...
+
+    @property
+    def ranked(self) -> bool:
+        """Whether its plug-ins are normalised and ranked with the translation methods on the leaderboard."""
+        ...
+
+    @property
+    def title(self) -> str:
+        """An unranked kind's section of the leaderboard: its heading (and `note`, what it measures)."""
+        ...
+
+    @property
+    def note(self) -> str:
+        ...
 
     def pairs(self, spec: TaskSpec) -> list[tuple[str, str]]:
         """(source, target) of each cell group, in order."""
@@ -242,19 +272,19 @@ class TaskKind(Protocol):
         """`key.path: problem` lines about the block's names (registered encoders, ...), without data."""
         ...
 
-    def data_problems(self, task: "Task", dataset: Dataset) -> list[str]:
+    def data_problems(self, task: Task, dataset: Dataset) -> list[str]:
         """`key.path: problem` lines that need the data set loaded."""
         ...
 
-    def evaluation(self, task: "Task", dataset: Dataset, device: "torch.device", results_dir: Path) -> Evaluation:
+    def evaluation(self, task: Task, dataset: Dataset, device: torch.device, results_dir: Path) -> Evaluation:
         """How its cells run and score; results_dir is where it may keep files beside the rows."""
         ...
 
-    def describe(self, task: "Task") -> list["Inline"]:
+    def describe(self, task: Task) -> list[Inline]:
         """Its setting, in the leaderboard's line "Data set X<this>, decoder ..." (bench.report.blocks inlines)."""
         ...
 
-    def report(self, frame: "pd.DataFrame", task: "Task", names: dict[str, str]) -> list["Block"]:
+    def report(self, frame: pd.DataFrame, task: Task, names: dict[str, str]) -> list[Block]:
         """An unranked kind's blocks for one task in its own section (current rows in `frame`)."""
         ...
 
@@ -298,9 +328,11 @@ class Task:
 
     def plan(self, method_filter: set[str] | None = None) -> list[Cell]:
         """Every cell of the task (of the methods named in method_filter, by name or label)."""
-        methods = [m for m in self.methods if method_filter is None or m.name in method_filter or m.display in method_filter]
+        methods = [m for m in self.methods
+                   if method_filter is None or m.name in method_filter or m.display in method_filter]
         anchors = self.spec.anchors
-        return [Cell(s, t, m, n, seed) for (s, t) in self.pairs() for m in methods for n in anchors.counts for seed in anchors.seeds]
+        return [Cell(s, t, m, n, seed) for (s, t) in self.pairs() for m in methods for n in anchors.counts
+                for seed in anchors.seeds]
 
 
 def tasks_dir() -> Path:
@@ -411,7 +443,8 @@ def _schema_problems(error: ValidationError, model: type[BaseModel], kind: str |
         if kind is not None and len(item["loc"]) == 1 and item["loc"][0] in blocks.values():  # a kind's block
             owners = ", ".join(name for name, block in blocks.items() if block == item["loc"][0])
             if item["type"] == "extra_forbidden":
-                problems.append(f"{where}: a {kind} task gives {blocks[kind]!r}, not {where!r} (the block of {owners} tasks)")
+                problems.append(f"{where}: a {kind} task gives {blocks[kind]!r}, not {where!r} "
+                                f"(the block of {owners} tasks)")
             else:
                 problems.append(f"{where}: a {kind} task gives {where!r}: {item['msg'].removeprefix('Value error, ')}")
         elif item["type"] == "extra_forbidden":
@@ -493,14 +526,14 @@ def _unknown_names(spec: TaskSpec, methods: tuple[MethodSpec, ...]) -> list[str]
             problems += _param_problems(key, method, plugin_registry.get(method.name).cls)
     for i, name in enumerate(spec.metrics):
         if check(f"metrics[{i}]", name, METRICS) and METRICS.get(name).compares not in kind.compares:
-            problems.append(f"metrics[{i}]: {name!r} compares {METRICS.get(name).compares}, which a {spec.kind} task does not "
-                            f"have (it has: {', '.join(kind.compares)})")
+            problems.append(f"metrics[{i}]: {name!r} compares {METRICS.get(name).compares}, "
+                            f"which a {spec.kind} task does not have (it has: {', '.join(kind.compares)})")
     return sorted(set(problems), key=problems.index)
 
 
 def _param_problems(key: str, method: MethodSpec, cls: type) -> list[str]:
     """A task's params for `cls`, held to its __init__: known names, values of the annotated types."""
-    parameters = {n: p for n, p in inspect.signature(cls.__init__).parameters.items() if n != "self"}
+    parameters = {n: p for n, p in inspect.signature(cls.__init__).parameters.items() if n != "self"}  # type: ignore[misc]
     hints = _init_hints(cls)
     problems = []
     for name, value in method.params.items():
@@ -517,7 +550,7 @@ def _init_hints(cls: type) -> dict[str, Any]:
     """The evaluated annotations of cls.__init__; none when they cannot be evaluated (e.g. a name
     imported only under TYPE_CHECKING): the values are then not checked, as for unannotated ones."""
     try:
-        return typing.get_type_hints(cls.__init__)
+        return typing.get_type_hints(cls.__init__)  # type: ignore[misc]  # the class's own __init__
     except Exception:  # third-party annotations can fail in many ways; checking them is a courtesy
         return {}
 
@@ -585,14 +618,17 @@ def check_against_data(task: Task) -> None:
     except DatasetUnavailable as error:
         problem = f"dataset.name: data set {task.spec.dataset.name!r} cannot be loaded: {error}"
         raise TaskError(task.path, [problem]) from None
-    problems = [f"dataset.{key}: data set {dataset.name!r} has no split {split!r} (splits: {', '.join(dataset.splits)})"
-                for key, split in (("fit_split", task.spec.dataset.fit_split), ("eval_split", task.spec.dataset.eval_split))
+    problems = [f"dataset.{key}: data set {dataset.name!r} has no split {split!r} "
+                f"(splits: {', '.join(dataset.splits)})"
+                for key, split in (("fit_split", task.spec.dataset.fit_split),
+                                   ("eval_split", task.spec.dataset.eval_split))
                 if split not in dataset.splits]
     if not problems:
         problems += _overlap(task, dataset)
     if not problems:
         pool = len(dataset.split(task.spec.dataset.fit_split))
-        problems += [f"anchors.counts[{i}]: {n} anchors, but the fit split {task.spec.dataset.fit_split!r} has only {pool} samples"
+        problems += [f"anchors.counts[{i}]: {n} anchors, but the fit split {task.spec.dataset.fit_split!r} "
+                     f"has only {pool} samples"
                      for i, n in enumerate(task.spec.anchors.counts) if n > pool]
     if not problems:
         problems += task.kind.data_problems(task, dataset)

@@ -8,7 +8,6 @@ plug-in descriptions); anything else is a ProtocolError, the failure of that job
 """
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import io
 import json

@@ -16,7 +16,7 @@ import pytest
 import torch
 from pydantic import Field
 
-from bench.anchors import anchor_ids_hash, sample_anchors
+from bench.anchors import sample_anchors
 from bench.datasets import Dataset
 from bench.encoders import ENCODERS, embeddings
 from bench.kinds.stitching import StitchingJob
@@ -25,9 +25,9 @@ from bench.metrics import score_all
 from bench.report.blocks import Block, Code, Inline, Para, Table, User
 from bench.report.leaderboard import render
 from bench.report.stats import fmt, largest_count, summarise
-from bench.results import ResultStore
+from bench.results import Result, ResultStore
 from bench.runner import Summary, run_task
-from bench.task import KINDS, Cell, LimitSpec, Row, Scores, Strict, Task, TaskError, TaskSpec, load_task, reference_cell
+from bench.task import KINDS, Cell, LimitSpec, Scores, Strict, Task, TaskError, TaskSpec, load_task, reference_cell
 
 
 class RotationSpec(Strict):
@@ -95,13 +95,15 @@ class RotationEvaluation:
     def score_reference(self, cell: Cell) -> Scores:
         return self.scores(self.spaces[1][self.eval_idx])
 
-    def batches(self, pending: list[tuple[Cell, Row]]) -> list[list[tuple[Cell, Row]]]:
+    def batches(self, pending: list[tuple[Cell, Result]]) -> list[list[tuple[Cell, Result]]]:
         return [[item] for item in pending]
 
-    def job(self, batch: list[tuple[Cell, Row]], limits: LimitSpec) -> StitchingJob:
-        [(cell, row)] = batch
-        anchors = sample_anchors(self.fit_idx, self.dataset.y, cell.n_anchors, cell.seed, "uniform")
-        row["anchor_ids_hash"] = anchor_ids_hash(anchors)
+    def anchors(self, cell: Cell) -> np.ndarray:
+        return sample_anchors(self.fit_idx, self.dataset.y, cell.n_anchors, cell.seed, "uniform")
+
+    def job(self, cells: list[Cell], limits: LimitSpec) -> StitchingJob:
+        [cell] = cells
+        anchors = self.anchors(cell)
         X, Y = self.spaces
         return StitchingJob(plugin=cell.method.name, params=dict(cell.method.params), seed=cell.seed, device=str(self.device),
                             time_limit=limits.time_s, memory_limit=limits.memory_mb,
@@ -138,15 +140,15 @@ def test_a_kind_defined_outside_bench_runs_end_to_end(task, tmp_path):
     summary = Summary()
     run_task(task, store, torch.device("cpu"), summary, progress=False)
     assert (summary.run, summary.failed) == (4, 0)
-    rows = {(r["method"], r["seed"]): r for r in store.rows()}
-    assert {r["kind"] for r in rows.values()} == {"toy-rotation"}
-    assert rows[("native", 0)]["metrics"]["mse"] == 0 and rows[("native", 0)]["target"] == "digits-mlp-w32-s0@rotation3"
+    rows = {(r.method, r.seed): r for r in store.rows()}
+    assert {r.kind for r in rows.values()} == {"toy-rotation"}
+    assert rows[("native", 0)].metrics["mse"] == 0 and rows[("native", 0)].target == "digits-mlp-w32-s0@rotation3"
     for seed in (0, 1):
-        ortho, absolute = rows[("ortho-raw", seed)]["metrics"], rows[("absolute", seed)]["metrics"]
+        ortho, absolute = rows[("ortho-raw", seed)].metrics, rows[("absolute", seed)].metrics
         # Procrustes on raw embeddings recovers a rotation from 64 anchors of a 32-d space up to float32
         # round-off; no translation cannot
         assert ortho["mse"] < 1e-6 * absolute["mse"] and ortho["cosine"] > 1 - 1e-6
-        assert rows[("ortho-raw", seed)]["source"] == "digits-mlp-w32-s0"
+        assert rows[("ortho-raw", seed)].source == "digits-mlp-w32-s0"
 
     # a second run is a resume: every cell and the reference row are stored
     again = Summary()
@@ -159,7 +161,7 @@ def test_a_kind_defined_outside_bench_runs_end_to_end(task, tmp_path):
     assert "### toy-rotation-digits" in section and "source `digits-mlp-w32-s0`, rotation seed 3" in section
     table = [line.split("|")[1:3] for line in section.split("mse at n=64:")[1].split("### Methods")[0].split("\n") if line]
     assert [(method.strip(), float(mse.split("±")[0])) for method, mse in table[2:]] == [("absolute", pytest.approx(
-        np.mean([rows[("absolute", seed)]["metrics"]["mse"] for seed in (0, 1)]), abs=1e-3)), ("ortho-raw", 0.0)]
+        np.mean([rows[("absolute", seed)].metrics["mse"] for seed in (0, 1)]), abs=1e-3)), ("ortho-raw", 0.0)]
     assert "### Methods" in section  # the kind's plug-in family's cards
 
 

@@ -1,4 +1,6 @@
 """The leaderboard: rebuilt from results/ alone, deterministic, committed copy up to date."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -33,8 +35,8 @@ def synthetic(tmp_path_factory):
                                  "ortho": lambda s, t, n, seed, g=good: g + 0.01 * seed,
                                  "linear": lambda s, t, n, seed, g=good: g * 0.8 + 0.01 * seed},
                           native={A: 0.97 if metric == "accuracy" else 0.0, B: 0.95 if metric == "accuracy" else 0.0})
-    stale = {**rows[-1], "task_version": 0, "seed": 99}
-    failed = {**rows[-1], "method": "linear", "seed": 98, "status": "failed", "error": "fit: boom", "metrics": {}}
+    stale = replace(rows[-1], task_version=0, seed=99)
+    failed = replace(rows[-1], method="linear", seed=98, status="failed", error="fit: boom", metrics={})
     ResultStore(folder / "results").write(rows + [stale, failed])
     (folder / "site").mkdir()
     text = render(folder / "results", folder / "site" / "leaderboard.md", html=folder / "site" / "leaderboard.html", tasks=tasks)

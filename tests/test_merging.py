@@ -15,7 +15,7 @@ from scipy.spatial.distance import cdist
 from sklearn.metrics.pairwise import cosine_similarity
 
 from bench.merger_checks import RULES, run_merger_checks
-from bench.leaderboard import render
+from bench.report.leaderboard import render
 from bench.kinds.merging import partition
 from bench.merging import MERGERS, build_merger
 from bench.metrics import METRICS
@@ -189,19 +189,19 @@ def test_a_merging_run_stores_scores_and_resumes(tmp_path):
     first = Summary()
     run_task(task, store, torch.device("cpu"), first, progress=False)
     assert (first.run, first.failed) == (8, 0)  # 2 partitions x 2 mergers x 2 seeds
-    rows = {(r["source"], r["method"], r["seed"]): r for r in store.rows()}
-    reference = rows[("digits-mlp-w32-s0", "native", 0)]["metrics"]
+    rows = {(r.source, r.method, r.seed): r for r in store.rows()}
+    reference = rows[("digits-mlp-w32-s0", "native", 0)].metrics
     assert reference["cka_linear"] == pytest.approx(1.0) and reference["accuracy"] > 0.9
     for (source, method, seed), row in rows.items():
-        assert row["kind"] == "merging" and 0 < row["metrics"]["cka_linear"] <= 1 + 1e-9
-        assert 0.5 < row["metrics"]["accuracy"] <= 1 and row["metrics"]["separability"] > 0
+        assert row.kind == "merging" and 0 < row.metrics["cka_linear"] <= 1 + 1e-9
+        assert 0.5 < row.metrics["accuracy"] <= 1 and row.metrics["separability"] > 0
     # naive ignores the anchors: both seeds give the same merged space
-    assert rows[("disjoint", "naive", 0)]["metrics"] == rows[("disjoint", "naive", 1)]["metrics"]
-    assert rows[("disjoint", "rlsa", 0)]["anchor_ids_hash"] != rows[("disjoint", "rlsa", 1)]["anchor_ids_hash"]
+    assert rows[("disjoint", "naive", 0)].metrics == rows[("disjoint", "naive", 1)].metrics
+    assert rows[("disjoint", "rlsa", 0)].anchor_ids_hash != rows[("disjoint", "rlsa", 1)].anchor_ids_hash
     again = Summary()
     run_task(task, store, torch.device("cpu"), again, progress=False)
     assert (again.run, again.skipped) == (0, 8)
-    json.dumps(store.rows())  # every stored value is plain JSON
+    json.dumps([row.to_json() for row in store.rows()])  # every stored value is plain JSON
     text = render(store.root, tmp_path / "leaderboard.md", plots=False, tasks=[task])
     merging = text[text.index("## Merging"):]
     assert "### tiny-merging" in merging and re.search(r"\| end to end \(reference\) +\| 1\.000 ", merging)
@@ -242,7 +242,7 @@ def test_process_executor_fails_a_hanging_merger_and_keeps_the_others(tmp_path, 
                     .replace("methods: [naive, rlsa]", "methods: [test-hangs, rlsa]") + "limits: {time_s: 5}\n")
     store, summary = ResultStore(tmp_path / "results"), Summary()
     run_task(load_task(path), store, torch.device("cpu"), summary, progress=False, executor=ProcessExecutor(workers=1))
-    rows = {r["method"]: r for r in store.rows()}
+    rows = {r.method: r for r in store.rows()}
     assert (summary.run, summary.failed) == (2, 1)
-    assert rows["test-hangs"]["status"] == "failed" and "time limit" in rows["test-hangs"]["error"]
-    assert rows["rlsa"]["status"] == "ok" and rows["rlsa"]["metrics"]["cka_linear"] > 0.5
+    assert rows["test-hangs"].status == "failed" and "time limit" in rows["test-hangs"].error
+    assert rows["rlsa"].status == "ok" and rows["rlsa"].metrics["cka_linear"] > 0.5

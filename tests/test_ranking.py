@@ -13,7 +13,7 @@ from scipy import stats
 from bench.report.rows import current_rows
 from bench.method import METHODS
 from bench.ranking import bootstrap, holm, normalised_cells, paired_test, rank, tie_groups
-from bench.results import SCHEMA_VERSION
+from bench.results import SCHEMA_VERSION, Result
 from bench.task import Task, load_task
 
 TASK = """\
@@ -38,20 +38,21 @@ def make_task(folder: Path, name: str = "synthetic", metrics: str = "accuracy, m
 
 
 def make_rows(task: Task, methods: dict[str, Scores], native: dict[str, float], metric: str | None = None,
-              fit_seconds: float = 0.001, method_names: dict[str, str] | None = None) -> list[dict]:
+              fit_seconds: float = 0.001, method_names: dict[str, str] | None = None) -> list[Result]:
     """Result rows as the runner writes them, with `metric` (default: the main one) from `methods`."""
     metric = metric or task.main_metric
     names = method_names or {}
 
-    def row(method: str, source: str, target: str, n: int, seed: int, value: float) -> dict:
+    def row(method: str, source: str, target: str, n: int, seed: int, value: float) -> Result:
         name = names.get(method, method)
-        return {"schema_version": SCHEMA_VERSION, "task": task.name, "task_version": task.spec.version,
-                "task_spec_hash": task.spec_hash, "kind": task.spec.kind, "dataset": "digits", "dataset_hash": "x",
-                "source": source, "target": target, "method": method, "method_name": name, "method_params": {},
-                "method_source_hash": METHODS.get(name).source_hash if name != "native" else "",
-                "n_anchors": n, "seed": seed, "anchor_ids_hash": "x", "status": "ok", "error": None,
-                "metrics": {metric: value}, "fit_seconds": None if name == "native" else fit_seconds,
-                "transform_seconds": 0.0, "device": "cpu", "versions": {}, "git_commit": "x"}
+        return Result(schema_version=SCHEMA_VERSION, task=task.name, task_version=task.spec.version,
+                      task_spec_hash=task.spec_hash, kind=task.spec.kind, dataset="digits", dataset_hash="x",
+                      source=source, target=target, method=method, method_name=name, method_params={},
+                      method_source_hash=METHODS.get(name).source_hash if name != "native" else "",
+                      n_anchors=n, seed=seed, anchor_ids_hash="x", status="ok", error=None,
+                      metrics={metric: value}, unavailable={}, fit_seconds=None if name == "native" else fit_seconds,
+                      fit_cells=None if name == "native" else 1, transform_seconds=0.0, device="cpu", versions={},
+                      git_commit="x", isolation="in-process")
 
     rows = [row("native", t, t, 0, 0, value) for t, value in sorted(native.items())]
     for method, scores in methods.items():
@@ -60,7 +61,7 @@ def make_rows(task: Task, methods: dict[str, Scores], native: dict[str, float], 
     return rows
 
 
-def frame_of(task: Task, rows: list[dict]) -> pd.DataFrame:
+def frame_of(task: Task, rows: list[Result]) -> pd.DataFrame:
     frame, stale = current_rows(rows, {task.name: task})
     assert stale == 0
     return frame

@@ -83,12 +83,12 @@ def test_every_hostile_or_broken_submission_fails_its_cells_with_a_reason(tmp_pa
     rows = ResultStore(tmp_path / "r").rows()
     by_method = {}
     for row in rows:
-        by_method.setdefault(row["method"], []).append(row)
-    assert all(r["status"] == "ok" for r in by_method["ortho"])  # the run went on around them
+        by_method.setdefault(row.method, []).append(row)
+    assert all(r.status == "ok" for r in by_method["ortho"])  # the run went on around them
     for name in names:
         assert len(by_method[name]) == 2, name
         for row in by_method[name]:
-            assert row["status"] == "failed" and REASONS[name] in row["error"], (name, row["error"])
+            assert row.status == "failed" and REASONS[name] in row.error, (name, row.error)
     assert summary.failed == 2 * len(names)
 
 
@@ -115,7 +115,7 @@ def test_ray_executor_matches_local(task_file, tmp_path):
 
 def _scores(results) -> dict:
     """Cell -> metrics, rounded to float32 precision (threads may reorder a float sum)."""
-    return {(r["method"], r["source"], r["target"], r["n_anchors"], r["seed"]): {k: round(v, 5) for k, v in r["metrics"].items()}
+    return {(r.method, r.source, r.target, r.n_anchors, r.seed): {k: round(v, 5) for k, v in r.metrics.items()}
             for r in ResultStore(results).rows()}
 
 
@@ -147,7 +147,7 @@ def test_two_runs_on_one_results_directory(task_file, tmp_path):
     assert first.wait() == 0 and second.wait() == 0
     rows = ResultStore(tmp_path / "shared").rows()
     assert len(rows) == 24 + 2  # every cell once, plus the two native rows
-    assert len({(r["method"], r["source"], r["n_anchors"], r["seed"]) for r in rows}) == len(rows)
+    assert len({(r.method, r.source, r.n_anchors, r.seed) for r in rows}) == len(rows)
 
 
 def test_corrupt_cache_file_is_detected_and_recomputed(fresh_cache):
@@ -223,7 +223,7 @@ def test_a_batch_that_hangs_or_crashes_fails_each_of_its_cells(tmp_path, monkeyp
         METHODS._entries.clear()
         METHODS._entries.update(saved)
     rows = ResultStore(tmp_path / "r").rows()
-    errors = {(r["method"], r["source"], r["seed"]): r["error"] for r in rows if r["method"] != "native"}
+    errors = {(r.method, r.source, r.seed): r.error for r in rows if r.method != "native"}
     assert len(errors) == 8 and summary.failed == 8  # 2 methods x 2 pairs x 2 seeds, one job per method and pair
     for (method, _, _), error in errors.items():
         expected = "longer than 6 s" if method == "hangs-batched" else "crash: the worker process died"

@@ -10,7 +10,7 @@ from bench.datasets import load_dataset
 from bench.method import METHODS, Method, MethodInfo
 from bench.results import ResultStore
 from bench.kinds.stitching import StitchingEvaluation, StitchingJob
-from bench.runner import Summary, base_row, run_task
+from bench.runner import Summary, run_task
 from bench.task import load_task
 from support import SMALL_TASK
 
@@ -26,21 +26,21 @@ def test_scores_resume_and_determinism(task_file, tmp_path):
     first = run(task, tmp_path / "a")
     assert (first.run, first.skipped, first.failed) == (len(task.plan()), 0, 0) == (24, 0, 0)
     rows = ResultStore(tmp_path / "a").rows()
-    ok = {(r["method"], r["source"], r["n_anchors"], r["seed"]): r for r in rows if r["method"] != "native"}
+    ok = {(r.method, r.source, r.n_anchors, r.seed): r for r in rows if r.method != "native"}
     # the paper's shape: no translation is near chance, Procrustes recovers the native accuracy
-    native = np.mean([r["metrics"]["accuracy"] for r in rows if r["method"] == "native"])
-    absolute = np.mean([r["metrics"]["accuracy"] for k, r in ok.items() if k[0] == "absolute"])
-    ortho = np.mean([r["metrics"]["accuracy"] for k, r in ok.items() if k[0] == "ortho" and k[2] == 64])
+    native = np.mean([r.metrics["accuracy"] for r in rows if r.method == "native"])
+    absolute = np.mean([r.metrics["accuracy"] for k, r in ok.items() if k[0] == "absolute"])
+    ortho = np.mean([r.metrics["accuracy"] for k, r in ok.items() if k[0] == "ortho" and k[2] == 64])
     assert native > 0.9 and absolute < 0.3 and ortho > 0.85 * native
     row = next(iter(ok.values()))
     for field in ("schema_version", "task_spec_hash", "method_source_hash", "anchor_ids_hash", "versions", "git_commit", "device"):
-        assert row[field] is not None
+        assert getattr(row, field) is not None
 
     second = run(task, tmp_path / "a")
     assert (second.run, second.skipped) == (0, 24)
 
     run(task, tmp_path / "b")  # a fresh directory: the same numbers
-    strip = lambda rs: sorted(json.dumps({**r, "fit_seconds": 0, "transform_seconds": 0}, sort_keys=True) for r in rs)
+    strip = lambda rs: sorted(json.dumps({**r.to_json(), "fit_seconds": 0, "transform_seconds": 0}, sort_keys=True) for r in rs)
     assert strip(ResultStore(tmp_path / "b").rows()) == strip(rows)
 
 
@@ -75,8 +75,8 @@ def test_broken_method_fails_its_cells_not_the_run(tmp_path, monkeypatch, mode, 
                                        f"methods: [ortho, {{name: exploding, params: {{mode: {mode}}}}}]"))
     summary = run(load_task(path), tmp_path / "r")
     assert summary.run == 16 and summary.failed == 8
-    failed = [r for r in ResultStore(tmp_path / "r").rows() if r["status"] == "failed"]
-    assert len(failed) == 8 and all(reason in r["error"] for r in failed)
+    failed = [r for r in ResultStore(tmp_path / "r").rows() if r.status == "failed"]
+    assert len(failed) == 8 and all(reason in r.error for r in failed)
     assert all(reason in line for line in summary.failures)
 
 
@@ -95,7 +95,7 @@ def test_anchors_come_from_fit_split_only():
 def test_method_filter_runs_only_that_method(task_file, tmp_path):
     summary = run(load_task(task_file), tmp_path / "r", methods={"ortho"})
     assert summary.run == 8
-    assert {r["method"] for r in ResultStore(tmp_path / "r").rows()} == {"ortho", "native"}
+    assert {r.method for r in ResultStore(tmp_path / "r").rows()} == {"ortho", "native"}
 
 
 def test_prefixed_encoder_names_resolve_in_task_files(tmp_path):
@@ -110,7 +110,7 @@ def test_prefixed_encoder_names_resolve_in_task_files(tmp_path):
     path.write_text(SMALL_TASK.replace("[digits-mlp-w32-s0, digits-mlp-w32-s1]", f"[file:{tmp_path}/a.npy, file:{tmp_path}/b.npy]")
                     .replace("[absolute, ortho, linear]", "[ortho]").replace("counts: [16, 64], seeds: [0, 1]", "counts: [64], seeds: [0]"))
     run(load_task(path), tmp_path / "r")
-    rows = {(r["method"], r["target"]): r["metrics"]["accuracy"] for r in ResultStore(tmp_path / "r").rows()}
+    rows = {(r.method, r.target): r.metrics["accuracy"] for r in ResultStore(tmp_path / "r").rows()}
     target = f"file:{tmp_path}/b.npy"
     assert rows[("ortho", target)] > 0.95 * rows[("native", target)]
 
@@ -120,7 +120,7 @@ def test_jobs_hand_methods_copies_of_the_cached_embeddings(task_file):
     dataset = load_dataset(task.spec.dataset.name)
     context = StitchingEvaluation(task, dataset, torch.device("cpu"))
     cell = task.plan()[0]
-    job = context.job([(cell, base_row(task, dataset, cell, ""))], task.spec.limits)
+    job = context.job([cell], task.spec.limits)
     cached = context.embedding(cell.source).clone()
     for tensor in (*job.X_anchors, *job.Y_anchors, job.X_eval):
         tensor.mul_(0)  # what a careless method might do in fit or transform
@@ -166,12 +166,12 @@ def test_batched_fits_give_the_results_of_one_cell_at_a_time(task_file, tmp_path
     run(task, tmp_path / "batched")
     monkeypatch.setattr(bench.kinds.stitching, "MAX_BATCH", 1)
     run(task, tmp_path / "alone")
-    strip = lambda r: json.dumps({**r, "fit_seconds": 0, "transform_seconds": 0, "fit_cells": 0}, sort_keys=True)
+    strip = lambda r: json.dumps({**r.to_json(), "fit_seconds": 0, "transform_seconds": 0, "fit_cells": 0}, sort_keys=True)
     batched, alone = (ResultStore(tmp_path / name).rows() for name in ("batched", "alone"))
     assert sorted(map(strip, batched)) == sorted(map(strip, alone))
-    assert {r["fit_cells"] for r in batched if r["method"] == "ortho"} == {2}  # its two seeds in one call
-    assert {r["fit_cells"] for r in batched if r["method"] in ("absolute", "linear")} == {1}
-    assert {r["fit_cells"] for r in alone if r["method"] != "native"} == {1}
+    assert {r.fit_cells for r in batched if r.method == "ortho"} == {2}  # its two seeds in one call
+    assert {r.fit_cells for r in batched if r.method in ("absolute", "linear")} == {1}
+    assert {r.fit_cells for r in alone if r.method != "native"} == {1}
 
 
 class FewAnchorsFail(Method):

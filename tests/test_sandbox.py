@@ -14,7 +14,7 @@ import torch
 
 from bench import sandbox, wire
 from bench.kinds.stitching import StitchingJob
-from bench.leaderboard import render
+from bench.report.leaderboard import render
 from bench.method import METHODS, register_folder
 from bench.results import ResultStore
 from bench.sandbox import ProcessExecutor, stand_in
@@ -257,8 +257,8 @@ def test_submit_refuses_without_a_sandbox_unless_told_and_then_marks_everything(
 
     ran = subprocess.run(command + ["--no-sandbox"], capture_output=True, text=True, env=no_bwrap, cwd=REPO, timeout=600)
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    rows = [r for r in ResultStore(tmp_path / "r").rows() if r["method_name"] != "native"]
-    assert rows and {r["isolation"] for r in rows} == {"process"}
+    rows = [r for r in ResultStore(tmp_path / "r").rows() if r.method_name != "native"]
+    assert rows and {r.isolation for r in rows} == {"process"}
     report = (tmp_path / "r" / "reports" / "similarity-procrustes.md").read_text()
     assert report.startswith("**Not sandboxed**")
     METHODS.names()  # discover the in-tree submissions first: the registry restored below keeps them

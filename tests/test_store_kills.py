@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.results import TMP_GLOB, ResultStore, cell_key
+from bench.results import TMP_GLOB, Result, ResultStore
 from support import REPO
 from test_results import row
 
@@ -27,10 +27,10 @@ CHUNK = 300  # bytes per write call in the scripted writer; a row is ~500 bytes,
 WRITER = f"""
 import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location("results_under_test", {str(REPO / "bench" / "results.py")!r})
-results = importlib.util.module_from_spec(spec)
+results = sys.modules["results_under_test"] = importlib.util.module_from_spec(spec)  # dataclasses look it up
 spec.loader.exec_module(results)
 results._CHUNK_BYTES = {CHUNK}
-results.ResultStore(sys.argv[1]).write(json.load(sys.stdin))
+results.ResultStore(sys.argv[1]).write(results.Result.from_json(row) for row in json.load(sys.stdin))
 """
 
 
@@ -39,9 +39,9 @@ def environment(kill_at: int | None) -> dict[str, str]:
     return env if kill_at is None else {**env, KILL_VARIABLE: str(kill_at)}
 
 
-def write_in_subprocess(root: Path, rows: list[dict], kill_at: int | None) -> int:
-    done = subprocess.run([sys.executable, "-c", WRITER, str(root)], input=json.dumps(rows), env=environment(kill_at),
-                          capture_output=True, text=True, timeout=60)
+def write_in_subprocess(root: Path, rows: list[Result], kill_at: int | None) -> int:
+    done = subprocess.run([sys.executable, "-c", WRITER, str(root)], input=json.dumps([row.to_json() for row in rows]),
+                          env=environment(kill_at), capture_output=True, text=True, timeout=60)
     assert done.returncode in (0, -signal.SIGKILL), done.stderr
     return done.returncode
 
@@ -55,22 +55,22 @@ def write_points(files: list[Path], final: dict[Path, bytes]) -> list[tuple[Path
     return points
 
 
-def update_scenario() -> tuple[list[dict], list[dict]]:
+def update_scenario() -> tuple[list[Result], list[Result]]:
     """Two files with rows; the write replaces some of their rows, adds others, and creates a third file."""
     old = [row(s, 0.1, "ortho") for s in range(6)] + [row(s, 0.1, "linear") for s in range(4)]
     new = [row(s, 0.9, "ortho") for s in range(3, 9)] + [row(s, 0.9, "linear") for s in (0, 1)] + [row(s, 0.9, "affine") for s in range(3)]
     return old, new
 
 
-def first_write_scenario() -> tuple[list[dict], list[dict]]:
+def first_write_scenario() -> tuple[list[Result], list[Result]]:
     return [], [row(s, 0.5, "ortho") for s in range(4)]
 
 
-def check_kills(tmp_path: Path, old_rows: list[dict], new_rows: list[dict]) -> dict[str, int]:
+def check_kills(tmp_path: Path, old_rows: list[Result], new_rows: list[Result]) -> dict[str, int]:
     before = tmp_path / "before"
     ResultStore(before).write(old_rows)
     before.mkdir(exist_ok=True)
-    files = list(dict.fromkeys(ResultStore(before).path(r["task"], r["method"]).relative_to(before) for r in new_rows))
+    files = list(dict.fromkeys(ResultStore(before).path(r.task, r.method).relative_to(before) for r in new_rows))
     after = tmp_path / "after"
     shutil.copytree(before, after)
     assert write_in_subprocess(after, new_rows, kill_at=None) == 0
@@ -107,7 +107,7 @@ def check_kills(tmp_path: Path, old_rows: list[dict], new_rows: list[dict]) -> d
             expected = final[f] if f in renamed else old[f]
             assert ((root / f).read_bytes() if (root / f).exists() else None) == expected, (n, f)
         rows = store.rows()  # and it parses: every row whole and well formed, each cell once
-        assert len({cell_key(r) for r in rows}) == len(rows)
+        assert len({r.key for r in rows}) == len(rows)
     assert seen["kills"] == len(points)
     return seen
 
@@ -128,9 +128,9 @@ def _bench_run(task_file: Path, results: Path, kill_at: int | None = None) -> su
                           cwd=REPO, env=environment(kill_at), capture_output=True, text=True, timeout=600)
 
 
-def _scores(rows: list[dict]) -> dict:
+def _scores(rows: list[Result]) -> dict:
     """Cell -> metrics, rounded to float32 precision (threads may reorder a float sum)."""
-    return {(r["method"], r["source"], r["target"], r["n_anchors"], r["seed"]): {k: round(v, 5) for k, v in r["metrics"].items()}
+    return {(r.method, r.source, r.target, r.n_anchors, r.seed): {k: round(v, 5) for k, v in r.metrics.items()}
             for r in rows}
 
 
@@ -153,4 +153,4 @@ def test_sigkill_inside_a_bench_run_write_then_rerun_equals_uninterrupted(task_f
     rerun = _bench_run(task_file, results)
     assert rerun.returncode == 0, rerun.stderr
     rows = ResultStore(results).rows()
-    assert len({cell_key(r) for r in rows}) == len(rows) and _scores(rows) == expected
+    assert len({r.key for r in rows}) == len(rows) and _scores(rows) == expected

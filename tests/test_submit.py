@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import shutil
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
 
 from bench.cli import main
 from bench.report.leaderboard import render
+from bench.families import FAMILIES
+from bench.merging import MERGERS
 from bench.method import METHODS, load_submission
 from bench.results import ResultStore
 from bench.runner import Summary, run_task
@@ -131,7 +134,7 @@ def test_report_counts_other_tasks_rows_as_not_part_of_the_run_not_as_stale(tmp_
     scores = {"absolute": lambda s, t, n, seed: 0.1, "ortho": lambda s, t, n, seed: 0.8 + 0.01 * seed}
     rows = make_rows(ran, scores, native={A: 0.9, B: 0.95})
     others = make_rows(other, scores, native={A: 0.9, B: 0.95})
-    outdated = {**rows[-1], "task_version": 0}  # the run's task, an older version of it
+    outdated = replace(rows[-1], task_version=0)  # the run's task, an older version of it
 
     report = write_report("ortho", rows + others + [outdated], [ran], n_checks=12, card=METHODS.get("ortho").card)
     assert f"Stored results of tasks this submit did not run (not part of this run): {len(others)}." in report
@@ -161,3 +164,56 @@ def test_submit_exits_2_naming_a_malformed_stored_row(registry, tmp_path, capsys
     assert f"error: {path}:1: results row field 'metrics' is null" in captured.err
     assert "cells run" not in captured.out and path.read_bytes() == before
     assert not (results / "reports").exists()
+
+
+FIRST_PART = '''\
+import torch
+
+from bench.merging import Merger, register_merger
+
+
+@register_merger("test-first-part")
+class FirstPart(Merger):
+    """Keeps the first part's space: a merger that ignores every other part."""
+
+    def fit(self, anchors: list[torch.Tensor]) -> "FirstPart":
+        self.n_parts_ = len(anchors)
+        return self
+
+    def transform(self, spaces: list[torch.Tensor]) -> torch.Tensor:
+        return spaces[0].clone()
+'''
+MERGING_TASK = """\
+name: tiny-merging-submit
+version: 1
+kind: merging
+dataset: {name: digits}
+merging: {partitions: [shared-classes], arch: mlp, width: 32}
+anchors: {counts: [16], seeds: [0, 1]}
+methods: [naive, test-first-part]
+metrics: [cka_linear, accuracy]
+"""
+
+
+def test_submit_takes_a_merger_through_the_same_flow(tmp_path, capsys, monkeypatch):
+    """A merger folder: card, the merger rules (in sandboxed workers), the merging tasks that name it,
+    and its report, by the same code as a method (bench.families)."""
+    MERGERS.names()
+    monkeypatch.setattr(MERGERS, "_entries", dict(MERGERS._entries))  # the stand-in vanishes with the test
+    folder = tmp_path / "first-part"
+    folder.mkdir()
+    (folder / "merger.py").write_text(FIRST_PART)
+    (folder / "card.yaml").write_text("title: first part\nauthors: [a tester]\npaper: none\nlicense: MIT\n"
+                                      "description: keeps the first part's space\n")
+    task_file, results = tmp_path / "tiny-merging-submit.yaml", tmp_path / "results"
+    task_file.write_text(MERGING_TASK)
+
+    assert main(["submit", str(folder), "--results", str(results), "--tasks", str(task_file), "--device", "cpu", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS  card" in out and f"PASS  conformance: {len(FAMILIES['merger'].rules)}/9 rules passed" in out
+    assert "cells run: 2, skipped (already stored): 0, failed: 0" in out  # one partition x two seeds, its own cells only
+    rows = [r for r in ResultStore(results).rows() if r.method == "test-first-part"]
+    assert len(rows) == 2 and {r.isolation for r in rows} == {"sandbox"} and all(0 < r.metrics["cka_linear"] <= 1 for r in rows)
+    report = (results / "reports" / "test-first-part.md").read_text(encoding="utf-8")
+    assert report.startswith("# Submission report: test-first-part") and "first part by a tester" in report
+    assert "| tiny-merging-submit | test-first-part |" in report

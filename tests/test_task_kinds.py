@@ -31,20 +31,20 @@ def run(tmp_path, text: str) -> list[dict]:
 
 
 def test_reconstruction_stitching(tmp_path):
-    rows = {r["method"]: r for r in run(tmp_path, RECONSTRUCTION) if r["source"] == "digits-ae-w16-s0"}
-    native, ortho, absolute = (rows[m]["metrics"] for m in ("native", "ortho", "absolute"))
+    rows = {r.method: r for r in run(tmp_path, RECONSTRUCTION) if r.source == "digits-ae-w16-s0"}
+    native, ortho, absolute = (rows[m].metrics for m in ("native", "ortho", "absolute"))
     # an autoencoder reconstructs well; stitched through ortho nearly as well; untranslated, badly
     assert native["ssim"] > 0.8 and ortho["ssim"] > 0.75 and absolute["ssim"] < 0.5
     assert native["pixel_mse"] < ortho["pixel_mse"] < absolute["pixel_mse"]
     # LPIPS has no backbone weights offline: reported unavailable with the missing file, never a number
-    assert ortho["lpips"] is None and "alexnet-owt-7be5be79.pth" in rows["ortho"]["unavailable"]["lpips"]
+    assert ortho["lpips"] is None and "alexnet-owt-7be5be79.pth" in rows["ortho"].unavailable["lpips"]
     assert (tmp_path / "r" / "grids" / "tiny-reconstruction" / "ortho.png").exists()
 
 
 def test_similarity_task_needs_no_decoder(tmp_path):
     text = RECONSTRUCTION.replace("kind: reconstruction", "kind: similarity").replace(
         "[pixel_mse, psnr, ssim, lpips, mse]", "[retrieval_top1, cka_linear, mutual_knn]")
-    rows = {r["method"]: r["metrics"] for r in run(tmp_path, text) if r["source"] == "digits-ae-w16-s0"}
+    rows = {r.method: r.metrics for r in run(tmp_path, text) if r.source == "digits-ae-w16-s0"}
     assert rows["native"] == {"retrieval_top1": 1.0, "cka_linear": pytest.approx(1.0), "mutual_knn": 1.0}
     assert rows["ortho"]["retrieval_top1"] > 10 * rows["absolute"]["retrieval_top1"]
 
@@ -52,7 +52,7 @@ def test_similarity_task_needs_no_decoder(tmp_path):
 def test_probes_in_classification(tmp_path):
     text = RECONSTRUCTION.replace("kind: reconstruction", "kind: classification").replace(
         "[pixel_mse, psnr, ssim, lpips, mse]", "[probe_accuracy, probe_consistency]")
-    rows = {r["method"]: r["metrics"] for r in run(tmp_path, text) if r["source"] == "digits-ae-w16-s0"}
+    rows = {r.method: r.metrics for r in run(tmp_path, text) if r.source == "digits-ae-w16-s0"}
     assert rows["native"]["probe_consistency"] == 1.0 and rows["native"]["probe_accuracy"] > 0.9
     assert rows["ortho"]["probe_consistency"] > rows["absolute"]["probe_consistency"]
 

@@ -10,4 +10,5 @@ from bench.encoders import autoencoders, trained  # noqa: F401
 from bench.encoders import adapters, pretrained, text  # noqa: F401  (offline pretrained encoders, adapters)
 # isort: on
 
-__all__ = ["ENCODERS", "Encoder", "EncoderDataMismatch", "cached_module", "embeddings", "encoder_embeddings", "module_hash"]
+__all__ = ["ENCODERS", "Encoder", "EncoderDataMismatch", "cached_module", "embeddings", "encoder_embeddings",
+           "module_hash"]

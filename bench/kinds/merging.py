@@ -18,6 +18,7 @@ embeddings; latent metrics compare the merged eval embeddings with the end-to-en
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +29,7 @@ import torch
 from pydantic import Field, field_validator
 from torch import Tensor
 
-from bench.anchors import anchor_ids_hash, sample_anchors
+from bench.anchors import sample_anchors
 from bench.datasets import Dataset
 from bench.decoders import DECODERS
 from bench.encoders import ENCODERS, embeddings, encoder_embeddings
@@ -39,7 +40,8 @@ from bench.metrics import METRICS, score_all
 from bench.report.blocks import Block, Code, Inline, Para, Strong, Table
 from bench.report.stats import arrow, fmt, largest_count, native_value, summarise
 from bench.report.tables import method_cell
-from bench.task import KINDS, MAX_SEED, Cell, LimitSpec, Row, Scores, Strict, Task, TaskSpec, closest, reference_cell
+from bench.results import Result
+from bench.task import KINDS, MAX_SEED, Cell, LimitSpec, Scores, Strict, Task, TaskSpec, closest, reference_cell
 
 
 class MergingSpec(Strict):
@@ -77,8 +79,8 @@ def partition(labels: np.ndarray, pool: np.ndarray, how: str, n_parts: int, shar
     n_shared = int(round(shared_classes * len(classes))) if how == "shared-samples" else 0
     shared, private = classes[:n_shared], classes[n_shared:]
     if len(private) < n_parts:
-        raise ValueError(f"partition {how!r}: {len(private)} classes left to deal out to {n_parts} parts; every part needs one "
-                         "(lower merging.shared_classes or merging.n_tasks)")
+        raise ValueError(f"partition {how!r}: {len(private)} classes left to deal out to {n_parts} parts; "
+                         "every part needs one (lower merging.shared_classes or merging.n_tasks)")
     owned = [np.concatenate([shared, private[i::n_parts]]) for i in range(n_parts)]
     parts_idx = [np.sort(pool[np.isin(labels[pool], cls)]) for cls in owned]
     anchor_pool = np.sort(pool[np.isin(labels[pool], shared)]) if n_shared else pool
@@ -127,8 +129,8 @@ class MergingKind:
         spec, block, problems = task.spec, task.spec.block, []
         trained_on = training_config(dataset.name)["split"]
         if spec.dataset.fit_split != trained_on:
-            problems.append(f"dataset.fit_split: the end-to-end encoder is trained on split {trained_on!r}; a merging task's "
-                            f"parts must split that same split, so fit_split must be {trained_on!r}")
+            problems.append(f"dataset.fit_split: the end-to-end encoder is trained on split {trained_on!r}; "
+                            f"a merging task's parts must split that same split, so fit_split must be {trained_on!r}")
         for how in block.partitions:
             try:
                 _, pool = partition(dataset.y, dataset.split(spec.dataset.fit_split), how, block.n_tasks,
@@ -136,7 +138,8 @@ class MergingKind:
             except ValueError as error:
                 problems.append(f"merging.partitions: {error}")
                 continue
-            problems += [f"anchors.counts[{i}]: {n} anchors, but partition {how!r} draws anchors from {len(pool)} samples"
+            problems += [f"anchors.counts[{i}]: {n} anchors, but partition {how!r} draws anchors from "
+                         f"{len(pool)} samples"
                          for i, n in enumerate(spec.anchors.counts) if n > len(pool)]
         return problems
 
@@ -145,8 +148,8 @@ class MergingKind:
 
     def describe(self, task: Task) -> list[Inline]:
         block = task.spec.block
-        return [f", {block.n_tasks} parts, one ", Code(f"{block.arch}-w{block.width}"), " encoder each; end-to-end reference ",
-                Code(task.pairs()[0][1])]
+        return [f", {block.n_tasks} parts, one ", Code(f"{block.arch}-w{block.width}"),
+                " encoder each; end-to-end reference ", Code(task.pairs()[0][1])]
 
     def report(self, frame: pd.DataFrame, task: Task, names: dict[str, str]) -> list[Block]:
         """The main metric per merger and partition, then every metric per partition."""
@@ -158,18 +161,22 @@ class MergingKind:
         by_partition = {how: {metric: summarise(frame[frame.source == how], task, metric) for metric in spec.metrics}
                         for how in partitions}
         mergers = sorted({m for how in partitions for m, _ in by_partition[how][main]},
-                         key=lambda m: (-sign * np.nanmean([by_partition[h][main].get((m, largest), (np.nan,))[0] for h in partitions]), m))
-        overview = [[method_cell(m, names, MERGERS)] + [fmt(*by_partition[h][main].get((m, largest), (np.nan, np.nan))) for h in partitions]
+                         key=lambda m: (-sign * np.nanmean([by_partition[h][main].get((m, largest), (np.nan,))[0]
+                                                            for h in partitions]), m))
+        overview = [[method_cell(m, names, MERGERS)] + [fmt(*by_partition[h][main].get((m, largest), (np.nan, np.nan)))
+                                                        for h in partitions]
                     for m in mergers]
-        overview.append(["end to end (reference)"] + [fmt(native_value(frame, task, main), np.nan)] * len(partitions))
+        overview.append(["end to end (reference)", *[fmt(native_value(frame, task, main), np.nan)] * len(partitions)])
         blocks: list[Block] = [Para([Strong(f"{main} {arrow(main)}"), f" by partition at n={largest} anchors:"]),
                                Table(["merger"] + partitions, overview)]
-        fit = frame[(frame.task == task.name) & (frame.n_anchors == largest)].groupby(["source", "method"]).fit_seconds.mean()
+        fit = (frame[(frame.task == task.name) & (frame.n_anchors == largest)]
+               .groupby(["source", "method"]).fit_seconds.mean())
         for how in partitions:
-            table = [[method_cell(m, names, MERGERS)] + [fmt(*by_partition[how][metric].get((m, largest), (np.nan, np.nan)))
-                                                         for metric in spec.metrics]
+            table = [[method_cell(m, names, MERGERS)]
+                     + [fmt(*by_partition[how][metric].get((m, largest), (np.nan, np.nan))) for metric in spec.metrics]
                      + [f"{1000 * fit.get((how, m), np.nan):.2f}"] for m in mergers]
-            table.append(["end to end (reference)"] + [fmt(native_value(frame, task, metric), np.nan) for metric in spec.metrics] + ["–"])
+            table.append(["end to end (reference)",
+                          *(fmt(native_value(frame, task, metric), np.nan) for metric in spec.metrics), "–"])
             blocks += [Para([Strong(how), f": all metrics at n={largest} anchors"]),
                        Table(["merger"] + [f"{m} {arrow(m)}" for m in spec.metrics] + ["fit ms"], table)]
         return blocks
@@ -200,8 +207,8 @@ class MergingEvaluation:
         spaces = []
         for i, indices in enumerate(self.parts(how)[0]):
             # seeds differ from each other and from the end-to-end encoder's: independently trained spaces
-            encoder = TrainedClassifierEncoder(self.dataset.name, self.spec.arch, self.spec.width, self.spec.seed + 1 + i,
-                                               indices=indices, tag=f"{how}-part{i}")
+            encoder = TrainedClassifierEncoder(self.dataset.name, self.spec.arch, self.spec.width,
+                                               self.spec.seed + 1 + i, indices=indices, tag=f"{how}-part{i}")
             spaces.append(torch.from_numpy(encoder_embeddings(encoder, self.dataset, self.device)).to(self.device))
         return spaces
 
@@ -216,8 +223,11 @@ class MergingEvaluation:
     def end_to_end_eval(self) -> Tensor:
         return self.end_to_end(self.eval_idx)
 
+    def anchors(self, cell: Cell) -> np.ndarray:
+        return self.sampled_anchors(cell.source, cell.n_anchors, cell.seed)
+
     @functools.cache
-    def anchors(self, how: str, n: int, seed: int) -> np.ndarray:
+    def sampled_anchors(self, how: str, n: int, seed: int) -> np.ndarray:
         return sample_anchors(self.parts(how)[1], self.dataset.y, n, seed, self.task.spec.anchors.sampling)
 
     def scores(self, merged_fit: Tensor, merged_eval: Tensor) -> Scores:
@@ -226,8 +236,10 @@ class MergingEvaluation:
             decoder = DECODERS.get(self.task.spec.decoder)(merged_fit.cpu().numpy(), self.dataset.y[self.fit_idx])
             return decoder.predict_tensor(merged_eval)
 
-        providers = {"translated": lambda: merged_eval, "target": self.end_to_end_eval, "labels": lambda: self.labels,
-                     "n_classes": lambda: self.dataset.n_classes, "predicted": predicted}
+        providers: dict[str, Callable[[], object]] = {"translated": lambda: merged_eval, "target": self.end_to_end_eval,
+                                                      "labels": lambda: self.labels,
+                                                      "n_classes": lambda: self.dataset.n_classes,
+                                                      "predicted": predicted}
         return score_all(self.task.spec.metrics, providers)
 
     # -- bench.task.Evaluation
@@ -239,22 +251,21 @@ class MergingEvaluation:
         """The ceiling: the end-to-end encoder's own space, scored like a merged one."""
         return self.scores(self.end_to_end(self.fit_idx), self.end_to_end(self.eval_idx))
 
-    def batches(self, pending: list[tuple[Cell, Row]]) -> list[list[tuple[Cell, Row]]]:
+    def batches(self, pending: list[tuple[Cell, Result]]) -> list[list[tuple[Cell, Result]]]:
         return [[item] for item in pending]  # a merger fits one cell per job
 
-    def job(self, batch: list[tuple[Cell, Row]], limits: LimitSpec) -> MergeJob:
+    def job(self, cells: list[Cell], limits: LimitSpec) -> MergeJob:
         """What the merger may see: each part's anchors, and the rows to merge (fit split, then eval split).
 
         Fit and eval rows go through one transform: a merger merges rows independently (the
         rows_independent rule), so this equals two calls. Index arrays copy: the cached spaces stay intact.
         """
-        [(cell, row)] = batch
+        [cell] = cells
         spaces = self.spaces(cell.source)
-        anchors = self.anchors(cell.source, cell.n_anchors, cell.seed)
-        row["anchor_ids_hash"] = anchor_ids_hash(anchors)
+        anchors = self.anchors(cell)
         rows = np.concatenate([self.fit_idx, self.eval_idx])
-        return MergeJob(plugin=cell.method.name, params=dict(cell.method.params), seed=cell.seed, device=str(self.device),
-                        time_limit=limits.time_s, memory_limit=limits.memory_mb,
+        return MergeJob(plugin=cell.method.name, params=dict(cell.method.params), seed=cell.seed,
+                        device=str(self.device), time_limit=limits.time_s, memory_limit=limits.memory_mb,
                         anchors=[S[anchors] for S in spaces], spaces=[S[rows] for S in spaces])
 
     def score(self, cell: Cell, output: Tensor) -> Scores:
@@ -304,9 +315,11 @@ class MergeJob(Job):
 def check_merged(output: Any, like: Tensor) -> Tensor:
     """A merger's output: a finite (m, d_out) tensor on the input's device, one row per input row."""
     if not isinstance(output, Tensor):
-        raise TypeError(f"transform returned {type(output).__module__}.{type(output).__qualname__}; it must return a torch.Tensor")
+        raise TypeError(f"transform returned {type(output).__module__}.{type(output).__qualname__}; "
+                        "it must return a torch.Tensor")
     if output.device != like.device:
-        raise TypeError(f"transform returned a tensor on {output.device}; it must stay on the input's device {like.device}")
+        raise TypeError(f"transform returned a tensor on {output.device}; "
+                        f"it must stay on the input's device {like.device}")
     if output.ndim != 2 or output.shape[0] != like.shape[0]:
         raise ValueError(f"transform returned shape {tuple(output.shape)}; expected ({like.shape[0]}, d_out)")
     if not torch.isfinite(output).all():

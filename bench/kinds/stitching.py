@@ -32,17 +32,19 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from bench.anchors import GEOMETRIC, anchor_ids_hash, sample_anchors
+from bench.anchors import GEOMETRIC, sample_anchors
 from bench.compare import max_difference, same_output
 from bench.datasets import Dataset
 from bench.decoders import DECODERS
 from bench.encoders import ENCODERS, embeddings
+from bench.encoders.autoencoders import AutoencoderEncoder
 from bench.executors import Job, Outcome, failure, now
 from bench.grids import N_SHOWN, grid_path, save_grid
 from bench.method import METHODS, build_method, fits_in_batches
 from bench.metrics import score_all
 from bench.report.blocks import Block, Code, Inline
-from bench.task import KINDS, Cell, closest, LimitSpec, Row, Scores, Strict, Task, TaskSpec, reference_cell
+from bench.results import Result
+from bench.task import KINDS, Cell, LimitSpec, Scores, Strict, Task, TaskSpec, closest, reference_cell
 
 MAX_BATCH = 32  # cells per job: bounds a job's memory, time limit and what one crash of a worker fails
 
@@ -65,7 +67,8 @@ class EncoderSpec(Strict):
     @model_validator(mode="after")
     def exactly_one(self) -> EncoderSpec:
         if (self.all is None) == (self.pairs is None):
-            raise ValueError("give exactly one of 'all' (a list: every ordered pair) or 'pairs' (a list of [source, target])")
+            raise ValueError("give exactly one of 'all' (a list: every ordered pair) "
+                             "or 'pairs' (a list of [source, target])")
         return self
 
     def ordered_pairs(self) -> list[tuple[str, str]]:
@@ -107,9 +110,11 @@ class StitchingKind:
                 continue
             trained_on = ENCODERS.get(name).dataset
             if trained_on not in (None, spec.dataset.name):
-                problems.append(f"{key}: encoder {name!r} is trained on {trained_on!r}, not on the task's data set {spec.dataset.name!r}")
+                problems.append(f"{key}: encoder {name!r} is trained on {trained_on!r}, "
+                                f"not on the task's data set {spec.dataset.name!r}")
             if self.autoencoders and not hasattr(ENCODERS.get(name), "decode"):
-                problems.append(f"{key}: encoder {name!r} has no decoder; a {spec.kind} task needs autoencoders (ids *-ae-*)")
+                problems.append(f"{key}: encoder {name!r} has no decoder; "
+                                f"a {spec.kind} task needs autoencoders (ids *-ae-*)")
         return problems
 
     def data_problems(self, task: Task, dataset: Dataset) -> list[str]:
@@ -120,7 +125,8 @@ class StitchingKind:
 
     def describe(self, task: Task) -> list[Inline]:
         data = task.spec.dataset
-        return [" (fit split ", Code(data.fit_split), ", scored on ", Code(data.eval_split), f"), {len(task.pairs())} encoder pairs"]
+        return [" (fit split ", Code(data.fit_split), ", scored on ", Code(data.eval_split),
+                f"), {len(task.pairs())} encoder pairs"]
 
     def report(self, frame: pd.DataFrame, task: Task, names: dict[str, str]) -> list[Block]:
         return []  # ranked: the leaderboard's own per-task sections show these tasks
@@ -164,7 +170,7 @@ class StitchingEvaluation:
         return self.predict(target, self.embedding(target)[self.eval_idx])
 
     @functools.cache
-    def anchors(self, source: str, n: int, seed: int) -> np.ndarray:
+    def sampled_anchors(self, source: str, n: int, seed: int) -> np.ndarray:
         sampling = self.task.spec.anchors.sampling
         if sampling not in GEOMETRIC:
             return self.anchors_shared(n, seed)
@@ -178,13 +184,17 @@ class StitchingEvaluation:
     def probes(self, target: str) -> Pipeline:
         """One-vs-rest logistic probes, one per class, fitted on the target's own fit-split latents."""
         fit = self.embedding(target)[self.fit_idx].cpu().numpy()
-        return make_pipeline(StandardScaler(), OneVsRestClassifier(LogisticRegression(max_iter=2000))).fit(fit, self.dataset.y[self.fit_idx])
+        return make_pipeline(StandardScaler(), OneVsRestClassifier(LogisticRegression(max_iter=2000))).fit(
+            fit, self.dataset.y[self.fit_idx])
 
     def probe_decisions(self, target: str, latents: torch.Tensor) -> torch.Tensor:  # (m, d) -> (m, classes) bool
-        return torch.from_numpy(self.probes(target).decision_function(latents.detach().cpu().numpy()) > 0).to(self.device)
+        return torch.from_numpy(self.probes(target).decision_function(latents.detach().cpu().numpy()) > 0).to(
+            self.device)
 
     def reconstruct(self, target: str, latents: torch.Tensor) -> torch.Tensor:  # (m, d) -> (m, c, h, w)
-        return ENCODERS.get(target).decode(latents.to(self.device))
+        autoencoder = ENCODERS.get(target)
+        assert isinstance(autoencoder, AutoencoderEncoder)  # problems() holds a reconstruction task's targets to it
+        return autoencoder.decode(latents.to(self.device))
 
     def scores(self, target: str, translated: torch.Tensor) -> Scores:
         """Every metric of the task, and the reasons of those unavailable here (their value is None)."""
@@ -211,31 +221,33 @@ class StitchingEvaluation:
         """The no-stitch ceiling: the target decoder on the target's own evaluation embeddings."""
         return self.scores(cell.target, self.embedding(cell.target)[self.eval_idx])
 
-    def batches(self, pending: list[tuple[Cell, Row]]) -> list[list[tuple[Cell, Row]]]:
+    def batches(self, pending: list[tuple[Cell, Result]]) -> list[list[tuple[Cell, Result]]]:
         """Group the cells a method fits together: those that differ only in their anchor seed (same
         pair, parameters and anchor count, so same shapes), for a method with its own fit_many
         (fits_in_batches); every other cell is a job of its own, with its own limits and fit time."""
         batched = {name: fits_in_batches(METHODS.get(name).cls) for name in {cell.method.name for cell, _ in pending}}
-        groups: dict[tuple[Any, ...], list[tuple[Cell, Row]]] = {}
+        groups: dict[tuple[Any, ...], list[tuple[Cell, Result]]] = {}
         for position, (cell, row) in enumerate(pending):
-            key = (cell.source, cell.target, cell.method.display, cell.n_anchors) if batched[cell.method.name] else (position,)
+            key = ((cell.source, cell.target, cell.method.display, cell.n_anchors) if batched[cell.method.name]
+                   else (position,))
             groups.setdefault(key, []).append((cell, row))
-        return [group[start:start + MAX_BATCH] for group in groups.values() for start in range(0, len(group), MAX_BATCH)]
+        return [group[start:start + MAX_BATCH] for group in groups.values()
+                for start in range(0, len(group), MAX_BATCH)]
 
-    def job(self, batch: list[tuple[Cell, Row]], limits: LimitSpec) -> StitchingJob:
+    def job(self, cells: list[Cell], limits: LimitSpec) -> StitchingJob:
         """What the method may see: each cell's paired anchors, and the source's evaluation embeddings."""
-        first = batch[0][0]
+        first = cells[0]
         X_src, Y_tgt = self.embedding(first.source), self.embedding(first.target)
-        X_anchors, Y_anchors = [], []
-        for cell, row in batch:
-            anchors = self.anchors(cell.source, cell.n_anchors, cell.seed)
-            row["anchor_ids_hash"] = anchor_ids_hash(anchors)
-            # indexing by an index array copies: an in-place edit by one method cannot leak into the cached embeddings
-            X_anchors.append(X_src[anchors])
-            Y_anchors.append(Y_tgt[anchors])
+        # indexing by an index array copies: an in-place edit by one method cannot leak into the cached embeddings
+        X_anchors = [X_src[self.anchors(cell)] for cell in cells]
+        Y_anchors = [Y_tgt[self.anchors(cell)] for cell in cells]
         return StitchingJob(plugin=first.method.name, params=dict(first.method.params), seed=first.seed,
-                            device=str(self.device), time_limit=limits.time_s * len(batch), memory_limit=limits.memory_mb,
+                            device=str(self.device), time_limit=limits.time_s * len(cells),
+                            memory_limit=limits.memory_mb,
                             X_anchors=X_anchors, Y_anchors=Y_anchors, X_eval=X_src[self.eval_idx])
+
+    def anchors(self, cell: Cell) -> np.ndarray:
+        return self.sampled_anchors(cell.source, cell.n_anchors, cell.seed)
 
     def score(self, cell: Cell, output: torch.Tensor) -> Scores:
         return self.scores(cell.target, output)
@@ -291,7 +303,8 @@ class StitchingJob(Job):
         refitted alone by fit, must translate as its batched fit does."""
         method, device = build_method(self.plugin, self.params, seed=self.seed), X_eval.device
         started = now(device)
-        fitted = method.fit_many([X.clone() for X, _ in pairs], [Y.clone() for _, Y in pairs])  # copies: the fallback gets pristine anchors
+        # copies: the fallback gets pristine anchors
+        fitted = method.fit_many([X.clone() for X, _ in pairs], [Y.clone() for _, Y in pairs])
         share = (now(device) - started) / len(pairs)
         cls = type(method)
         if not (isinstance(fitted, list) and len(fitted) == len(pairs) and len({id(m) for m in fitted}) == len(pairs)
@@ -302,8 +315,10 @@ class StitchingJob(Job):
         expected, got = alone.transform(X_eval.clone()), fitted[checked].transform(X_eval.clone())
         if not (isinstance(got, torch.Tensor) and isinstance(expected, torch.Tensor)
                 and same_output(got.detach().cpu(), expected.detach().cpu())):
-            raise ValueError(f"fit_many's cell {checked} differs from fit alone ({max_difference(got.detach().cpu(), expected.detach().cpu())})")
-        return [self.transform_cell(Outcome(None, fit_seconds=share, fit_cells=len(pairs)), m, X_eval.clone(), Y.shape[1])
+            raise ValueError(f"fit_many's cell {checked} differs from fit alone "
+                             f"({max_difference(got.detach().cpu(), expected.detach().cpu())})")
+        return [self.transform_cell(Outcome(None, fit_seconds=share, fit_cells=len(pairs)), m, X_eval.clone(),
+                                    Y.shape[1])
                 for m, (_, Y) in zip(fitted, pairs)]
 
     def execute_one(self, X_anchors: torch.Tensor, Y_anchors: torch.Tensor, X_eval: torch.Tensor) -> Outcome:
@@ -335,9 +350,11 @@ class StitchingJob(Job):
 
 def check_output(output: Any, like: torch.Tensor, dim: int) -> None:
     if not isinstance(output, torch.Tensor):
-        raise TypeError(f"transform returned {type(output).__module__}.{type(output).__qualname__}; it must return a torch.Tensor")
+        raise TypeError(f"transform returned {type(output).__module__}.{type(output).__qualname__}; "
+                        "it must return a torch.Tensor")
     if output.device != like.device:
-        raise TypeError(f"transform returned a tensor on {output.device}; it must stay on the input's device {like.device}")
+        raise TypeError(f"transform returned a tensor on {output.device}; "
+                        f"it must stay on the input's device {like.device}")
     if tuple(output.shape) != (like.shape[0], dim):
         raise ValueError(f"transform returned shape {tuple(output.shape)}; expected (m, dy) = ({like.shape[0]}, {dim})")
     if not torch.isfinite(output).all():

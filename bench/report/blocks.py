@@ -47,7 +47,7 @@ class Heading:
 
 @dataclass
 class Para:
-    parts: list[Inline]
+    parts: Sequence[Inline]  # Sequence, not list: a list[str] is a paragraph too
 
 
 @dataclass

@@ -18,12 +18,17 @@ from bench.results import ResultStore
 from bench.task import Task, discover_tasks
 
 
-def _value(summary: dict, method: str, n: int) -> tuple[float, float]:
+def _value(summary: dict, method: str, n: int | None) -> tuple[float, float]:
     return summary.get((method, n), (float("nan"), float("nan")))
 
 
 def _verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("agrees" if ok else "**disagrees**")
+
+
+def _curve(summary: dict, counts: list[int], method: str) -> str:
+    """`method`'s mean by anchor count, e.g. "10: 0.512, 100: 0.871"."""
+    return ", ".join(f"{n}: {summary[(method, n)][0]:.3f}" for n in counts if (method, n) in summary)
 
 
 def absolute_near_chance(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
@@ -35,7 +40,8 @@ def absolute_near_chance(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
         summary = summarise(frame, task, "accuracy")
         absolute = _value(summary, "absolute", n)
         chance = 1 / load_dataset(task.spec.dataset.name).n_classes
-        lines.append(f"| {task.name} | {fmt(*absolute)} | {chance:.3f} | {fmt(native_value(frame, task, 'accuracy'), np.nan)} "
+        lines.append(f"| {task.name} | {fmt(*absolute)} | {chance:.3f} | "
+                     f"{fmt(native_value(frame, task, 'accuracy'), np.nan)} "
                      f"| {_verdict(absolute[0] < 2 * chance)} |")
     return lines
 
@@ -59,7 +65,8 @@ def ortho_vs_linear(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
 def saturation(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
     lines = ["## 3. Accuracy saturates once the anchors reach the embedding dimension",
              "Rule: for ortho, the first anchor count >= the source dimension reaches 98% of the accuracy at the "
-             "largest count. (Least squares, `linear`, is shown too: near n = d it is an interpolating fit and dips.)", "",
+             "largest count. (Least squares, `linear`, is shown too: near n = d it is an interpolating fit "
+             "and dips.)", "",
              "| task | dim | method: accuracy by anchors | verdict |", "|---|---|---|---|"]
     for task in tasks:
         summary = summarise(frame, task, "accuracy")
@@ -69,9 +76,9 @@ def saturation(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
             continue
         dim = widths.pop()
         at_dim = next((n for n in counts if n >= dim), None)
-        curve = lambda m: ", ".join(f"{n}: {summary[(m, n)][0]:.3f}" for n in counts if (m, n) in summary)
         ok = None if at_dim is None else summary[("ortho", at_dim)][0] >= 0.98 * summary[("ortho", counts[-1])][0]
-        lines.append(f"| {task.name} | {dim} | ortho: {curve('ortho')}<br>linear: {curve('linear')} | {_verdict(ok)} |")
+        lines.append(f"| {task.name} | {dim} | ortho: {_curve(summary, counts, 'ortho')}"
+                     f"<br>linear: {_curve(summary, counts, 'linear')} | {_verdict(ok)} |")
     return lines
 
 
@@ -83,7 +90,8 @@ def normalisation(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
         n = largest_count(frame, task)
         summary = summarise(frame, task, "accuracy")
         for method in ("ortho", "linear", "affine"):
-            standard, l2, none = (_value(summary, f"{method}[preprocessing={p}]", n) for p in ("standard", "l2", "none"))
+            standard, l2, none = (_value(summary, f"{method}[preprocessing={p}]", n)
+                                  for p in ("standard", "l2", "none"))
             if np.isnan(standard[0]):
                 continue
             ok = standard[0] >= l2[0] - np.nanmax([standard[1], l2[1], 0])
@@ -119,18 +127,20 @@ def reconstruction_errors(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
         means = [v[0] for v in values]
         ok = None if np.isnan(means).any() else max(means) <= 1.5 * min(means)
         cells = " | ".join(fmt(*v, digits=4) for v in values)
-        lines.append(f"| {task.name} (n={n}) | {cells} | {fmt(native_value(frame, task, 'pixel_mse'), np.nan, digits=4)} | {_verdict(ok)} |")
+        lines.append(f"| {task.name} (n={n}) | {cells} | "
+                     f"{fmt(native_value(frame, task, 'pixel_mse'), np.nan, digits=4)} | {_verdict(ok)} |")
     return lines
 
 
 def merging_claims(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
     lines = ["## 7. Merging: relative aggregation (`rlsa`) against naive merging",
              "\"From Charts to Atlas\" reports (a) CKA above 0.7 between the RLSA space and the end-to-end space, "
-             "(b) accuracy up to 33 points above naive merging, (c) higher class separability than both the end-to-end "
-             "and the naive space. Rules, per partition at the largest anchor count: (a) rlsa's cka_linear > 0.7; "
-             "(b) rlsa's accuracy is at least naive's minus the larger 95% half-width; (c) rlsa's separability is above "
-             "both the end-to-end encoder's and naive's.", "",
-             "| task | partition | rlsa CKA (a) | rlsa / naive accuracy (b) | rlsa / naive / end-to-end separability (c) |",
+             "(b) accuracy up to 33 points above naive merging, (c) higher class separability than both the "
+             "end-to-end and the naive space. Rules, per partition at the largest anchor count: (a) rlsa's "
+             "cka_linear > 0.7; (b) rlsa's accuracy is at least naive's minus the larger 95% half-width; (c) rlsa's "
+             "separability is above both the end-to-end encoder's and naive's.", "",
+             "| task | partition | rlsa CKA (a) | rlsa / naive accuracy (b) | "
+             "rlsa / naive / end-to-end separability (c) |",
              "|---|---|---|---|---|"]
     for task in tasks:
         n = largest_count(frame, task)
@@ -144,7 +154,8 @@ def merging_claims(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
             a = rlsa_cka[0] > 0.7
             b = rlsa_acc[0] >= naive_acc[0] - np.nanmax([rlsa_acc[1], naive_acc[1], 0])
             c = rlsa_sep[0] > max(naive_sep[0], e2e_sep)
-            lines.append(f"| {task.name} | {how} | {fmt(*rlsa_cka)} {_verdict(a)} | {fmt(*rlsa_acc)} / {fmt(*naive_acc)} {_verdict(b)} "
+            lines.append(f"| {task.name} | {how} | {fmt(*rlsa_cka)} {_verdict(a)} | "
+                         f"{fmt(*rlsa_acc)} / {fmt(*naive_acc)} {_verdict(b)} "
                          f"| {fmt(*rlsa_sep)} / {fmt(*naive_sep)} / {e2e_sep:.3f} {_verdict(c)} |")
     return lines
 
@@ -161,8 +172,8 @@ def render_findings(results_dir: Path, out: Path) -> str:
     reconstruction = [t for t in scored if "pixel_mse" in t.spec.metrics]
     merging = [t for t in scored if not t.kind.ranked]
     sections = [absolute_near_chance(frame, main), ortho_vs_linear(frame, main), saturation(frame, main),
-                normalisation(frame, ablations), irp_vs_ortho(frame, main), reconstruction_errors(frame, reconstruction),
-                merging_claims(frame, merging)]
+                normalisation(frame, ablations), irp_vs_ortho(frame, main),
+                reconstruction_errors(frame, reconstruction), merging_claims(frame, merging)]
     lines = ["# Findings: the papers' claims against our results", "",
              "Generated by `bench leaderboard` from `results/`; do not edit by hand. Accuracy is stitched "
              "classification accuracy, mean ± 95% interval over anchor seeds (of the mean over encoder pairs).", ""]

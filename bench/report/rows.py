@@ -7,55 +7,58 @@ translation methods, mergers, ...). That is the one reason the report reads the 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
 
 import pandas as pd
 
 from bench.compare import NATIVE
+from bench.results import Result
 from bench.task import Task
 
 
-def is_current_factory(tasks: dict[str, Task]) -> Callable[[dict[str, Any]], bool]:
+def is_current_factory(tasks: dict[str, Task]) -> Callable[[Result], bool]:
     """A row is current when its task version/spec and its method's source match today's files."""
     source_hashes: dict[tuple[str, str], str] = {}
 
-    def is_current(row: dict[str, Any]) -> bool:
-        task = tasks.get(row["task"])
-        if task is None or (row["task_version"], row["task_spec_hash"]) != (task.spec.version, task.spec_hash):
+    def is_current(row: Result) -> bool:
+        task = tasks.get(row.task)
+        if task is None or (row.task_version, row.task_spec_hash) != (task.spec.version, task.spec_hash):
             return False
-        if row["method_name"] == NATIVE:
+        if row.method_name == NATIVE:
             return True
-        registry, name = task.kind.plugins, row["method_name"]
+        registry, name = task.kind.plugins, row.method_name
         if (registry.kind, name) not in source_hashes:
             source_hashes[(registry.kind, name)] = registry.get(name).source_hash if name in registry else ""
-        return row["method_source_hash"] == source_hashes[(registry.kind, name)]
+        return row.method_source_hash == source_hashes[(registry.kind, name)]
 
     return is_current
 
 
-def current_rows(rows: list[dict[str, Any]], tasks: dict[str, Task]) -> tuple[pd.DataFrame, int]:
+def current_rows(rows: list[Result], tasks: dict[str, Task]) -> tuple[pd.DataFrame, int]:
     """Scored rows that match the current task files and method sources, and the count of stale ones."""
     is_current = is_current_factory(tasks)
-    ok = [r for r in rows if r["status"] == "ok"]
+    ok = [r for r in rows if r.status == "ok"]
     current = [r for r in ok if is_current(r)]
-    frame = pd.DataFrame([{**{k: r[k] for k in ("task", "source", "target", "method", "method_name", "n_anchors", "seed", "fit_seconds")},
-                           "isolation": r.get("isolation", "in-process"),
-                           **{f"m:{k}": v for k, v in r["metrics"].items()}} for r in current])
+    frame = pd.DataFrame([{**{k: getattr(r, k) for k in ("task", "source", "target", "method", "method_name",
+                                                         "n_anchors", "seed", "fit_seconds")},
+                           "isolation": r.isolation,
+                           **{f"m:{k}": v for k, v in r.metrics.items()}} for r in current])
     return frame, len(ok) - len(current)
 
 
-def unavailable_reasons(rows: list[dict[str, Any]], tasks: dict[str, Task]) -> dict[str, dict[str, str]]:
+def unavailable_reasons(rows: list[Result], tasks: dict[str, Task]) -> dict[str, dict[str, str]]:
     """task -> metric -> why the metric has no value there (the first reason stored; they repeat per cell)."""
-    is_current, reasons = is_current_factory(tasks), {}
+    is_current = is_current_factory(tasks)
+    reasons: dict[str, dict[str, str]] = {}
     for row in rows:
-        if row["status"] == "ok" and row.get("unavailable") and is_current(row):
-            for metric, reason in row["unavailable"].items():
-                reasons.setdefault(row["task"], {}).setdefault(metric, reason)
+        if row.status == "ok" and row.unavailable and is_current(row):
+            for metric, reason in row.unavailable.items():
+                reasons.setdefault(row.task, {}).setdefault(metric, reason)
     return reasons
 
 
-def failed_counts(rows: list[dict[str, Any]], tasks: dict[str, Task]) -> Counter:
+def failed_counts(rows: list[Result], tasks: dict[str, Task]) -> Counter:
     """Current failed cells per method label (they are retried by the next `bench run`)."""
     is_current = is_current_factory(tasks)
-    return Counter(r["method"] for r in rows if r["status"] != "ok" and is_current(r))
+    return Counter(r.method for r in rows if r.status != "ok" and is_current(r))
 

@@ -45,7 +45,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 bench: setup
-	$(BIN)/bench run
+	$(BIN)/bench run --nulls
 	$(BIN)/bench leaderboard --html
 
 leaderboard: setup

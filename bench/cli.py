@@ -61,7 +61,8 @@ def _run(args: argparse.Namespace, isolated: Isolated | None) -> int:
     started = time.perf_counter()
     for task in tasks:
         limits = _limits(args, task.spec.limits)
-        run_task(task, store, device, summary, methods, progress=not args.quiet, executor=executor, limits=limits)
+        run_task(task, store, device, summary, methods, progress=not args.quiet, executor=executor, limits=limits,
+                 nulls=args.nulls)
     summary.seconds = time.perf_counter() - started
     print(summary)
     return EXIT_FAILED if summary.failed else 0
@@ -103,7 +104,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     frame = pd.DataFrame([{
         "task": r.task, "task_version": r.task_version, "dataset": r.dataset, "source": r.source,
         "target": r.target, "method": r.method, "method_params": json.dumps(r.method_params, sort_keys=True),
-        "n_anchors": r.n_anchors, "seed": r.seed, **r.metrics,
+        "n_anchors": r.n_anchors, "seed": r.seed, "pairing": r.pairing, **r.metrics,
         "fit_seconds": r.fit_seconds, "transform_seconds": r.transform_seconds, "device": r.device,
     } for r in rows])
     output = Path(args.output or f"results/export.{args.format}")
@@ -191,6 +192,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     run.add_argument("--results", default=results_default)
     run.add_argument("--fresh", action="store_true", help="discard stored results of these tasks first")
+    run.add_argument("--nulls", action="store_true",
+                     help="also each method's null: its score at the largest anchor count, the anchor pairs shuffled")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     executor = run.add_argument("--executor", default="local",
                                 help="local: in-process, for the project's own methods (default); process: "

@@ -52,6 +52,7 @@ class Result:
     method_source_hash: str
     n_anchors: int
     seed: int
+    pairing: str  # PAIRINGS: "paired", or "shuffled" for the cell's null (its anchor pairs permuted)
     anchor_ids_hash: str | None
     status: str  # STATUSES
     error: str | None
@@ -84,9 +85,12 @@ class Result:
 # with the defaults in OPTIONAL_DEFAULTS and never writes those defaults back.
 # What identifies a cell: a new task version, spec, method source or params is a new cell.
 KEY_FIELDS = ("task", "task_version", "task_spec_hash", "source", "target", "method", "method_params",
-              "method_source_hash", "n_anchors", "seed")
+              "method_source_hash", "n_anchors", "seed")  # and the pairing, when it is not "paired" (cell_key)
 STATUSES = ("ok", "failed")
 ISOLATIONS = ("sandbox", "process", "in-process")
+# "shuffled": a null, the same anchors with their pairs permuted (bench.task.Task.plan): what the
+# method scores without a real correspondence
+PAIRINGS = ("paired", "shuffled")
 
 _NONE = type(None)
 
@@ -108,6 +112,7 @@ OPTIONAL_DEFAULTS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "unavailable": lambda row: {},
     "fit_cells": lambda row: None if row["fit_seconds"] is None else 1,  # before fit_many every cell was fitted alone
     "isolation": lambda row: "in-process",
+    "pairing": lambda row: "paired",  # before nulls every cell was paired
 }
 _JSON_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", _NONE: "null",
                list: "a list", dict: "an object"}
@@ -135,7 +140,10 @@ class ResultsFileError(ValueError):
 
 
 def cell_key(row: dict[str, Any]) -> str:
-    return json.dumps([row[field] for field in KEY_FIELDS], sort_keys=True, separators=(",", ":"))
+    """A paired cell's key is what it was before nulls existed, so stored rows keep theirs (and their order)."""
+    pairing = row.get("pairing", "paired")
+    return json.dumps([row[field] for field in KEY_FIELDS] + ([pairing] if pairing != "paired" else []),
+                      sort_keys=True, separators=(",", ":"))
 
 
 def _file_name(method: str) -> str:
@@ -181,6 +189,8 @@ def row_problem(row: Any) -> str | None:
         return f"results row unavailable['{bad}'] is {_json_type(row['unavailable'][bad])}; expected a string"
     if row.get("isolation", "in-process") not in ISOLATIONS:
         return f"results row isolation {row['isolation']!r} is not one of {', '.join(ISOLATIONS)}"
+    if row.get("pairing", "paired") not in PAIRINGS:
+        return f"results row pairing {row['pairing']!r} is not one of {', '.join(PAIRINGS)}"
     return None
 
 

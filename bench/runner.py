@@ -74,22 +74,23 @@ def base_row(task: Task, dataset: Dataset, cell: Cell, source_hash: str) -> Resu
     return Result(
         schema_version=SCHEMA_VERSION, task=task.name, task_version=task.spec.version, task_spec_hash=task.spec_hash,
         kind=task.spec.kind, dataset=dataset.name, dataset_hash=dataset.content_hash, source=cell.source,
-        target=cell.target,
-        method=cell.method.display, method_name=cell.method.name, method_params=dict(cell.method.params),
-        method_source_hash=source_hash, n_anchors=cell.n_anchors, seed=cell.seed, anchor_ids_hash=None, status="ok",
-        error=None, metrics={}, unavailable={}, fit_seconds=None, fit_cells=None, transform_seconds=None, device=None,
-        versions=versions, git_commit=commit, isolation="in-process")
+        target=cell.target, method=cell.method.display, method_name=cell.method.name,
+        method_params=dict(cell.method.params), method_source_hash=source_hash, n_anchors=cell.n_anchors,
+        seed=cell.seed, pairing=cell.pairing, anchor_ids_hash=None, status="ok", error=None, metrics={}, unavailable={},
+        fit_seconds=None, fit_cells=None, transform_seconds=None, device=None, versions=versions, git_commit=commit,
+        isolation="in-process")
 
 
 def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summary,
              method_filter: set[str] | None = None, progress: bool = True, executor: Executor | None = None,
-             limits: LimitSpec | None = None) -> None:
-    """Run every cell of `task` that has no stored result; failed cells are stored with their reason."""
+             limits: LimitSpec | None = None, nulls: bool = False) -> None:
+    """Run every cell of `task` that has no stored result; failed cells are stored with their reason.
+    With nulls, each plug-in's null cells too (Task.plan)."""
     check_against_data(task)
     executor = executor or LocalExecutor()
     limits = limits or task.spec.limits
     dataset = load_dataset(task.spec.dataset.name)
-    cells = task.plan(method_filter)
+    cells = task.plan(method_filter, nulls)
     registry = task.kind.plugins  # the kind's plug-in family: translation methods, mergers, ...
     source_hashes = {m.name: registry.get(m.name).source_hash for m in task.methods}
     done = {label: store.completed_keys(task.name, label) for label in {c.method.display for c in cells} | {NATIVE}}

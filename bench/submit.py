@@ -33,9 +33,11 @@ from bench.report.tables import ranking_table
 from bench.results import Result, ResultStore
 from bench.runner import Summary, resolve_device, run_task
 from bench.sandbox import Isolated, ProcessExecutor, isolated_discovery
-from bench.task import Task, check_against_data, discover_tasks, find_task
+from bench.task import Task, check_against_data, discover_tasks, find_task, tasks_dir
 
-CARD_FIELDS = ("title", "authors", "paper", "license", "description")
+# defaults_chosen_by: how each default hyper-parameter was chosen, on the anchors alone (e.g. by
+# cross-validation) or a priori with a reason; a default tuned on a benchmark task is not comparable
+CARD_FIELDS = ("title", "authors", "paper", "license", "description", "defaults_chosen_by")
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 
 
@@ -56,6 +58,12 @@ def check_card(folder: Path) -> list[str]:
         values = value if isinstance(value, list) else [value]  # authors may be a list of names
         if not any(isinstance(v, str) and v.strip() for v in values):
             problems.append(f"{path}: '{key}' is missing or empty (text expected)")
+    reason = card.get("defaults_chosen_by")
+    tasks = sorted(p.stem for p in tasks_dir().glob("*.yaml"))
+    named = [task for task in tasks if isinstance(reason, str) and task in reason]
+    if named:
+        problems.append(f"{path}: 'defaults_chosen_by' names the benchmark task {named[0]!r}: a default chosen on an "
+                        "evaluation task makes its scores there incomparable; choose it on the anchors or a priori")
     return problems
 
 
@@ -109,9 +117,10 @@ def _checked_and_run(folder: Path, results: Path, task_names: list[str] | None, 
     executor = ProcessExecutor(folders=[folder], sandboxed=isolated.sandboxed)
     for task in tasks:
         check_against_data(task)
-        # untrusted code: sandboxed worker processes with the task's time and memory limits
+        # untrusted code: sandboxed worker processes with the task's time and memory limits; its nulls
+        # too, so that the leaderboard can say how much of its score the correspondence explains
         run_task(task, store, resolve_device(device), summary, method_filter={name}, progress=progress,
-                 executor=executor)
+                 executor=executor, nulls=True)
     summary.seconds = time.perf_counter() - started
     echo(f"{'FAIL' if summary.failed else 'PASS'}  suite: {summary}")
 

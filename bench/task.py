@@ -46,7 +46,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from bench.compare import NATIVE
+from bench.compare import FLOOR, NATIVE
 from bench.datasets import DATASETS, Dataset, DatasetUnavailable, load_dataset
 from bench.decoders import DECODERS
 from bench.method import REPO_ROOT
@@ -178,6 +178,15 @@ class Cell:
     method: MethodSpec
     n_anchors: int
     seed: int
+    pairing: str = "paired"  # "shuffled": the null, its anchor pairs permuted (bench.results.PAIRINGS)
+
+
+def shuffled_pairs(n: int, seed: int) -> np.ndarray:
+    """(n,) the permutation of a null cell's target anchors: a derangement when n > 1, so that no
+    anchor keeps its partner, and seeded so that the null is reproducible."""
+    rng = np.random.default_rng([seed, 0x5EED])  # its own stream, apart from the anchors' sampling
+    order = rng.permutation(n)
+    return np.roll(order, 1)[np.argsort(order)] if n > 1 else order
 
 
 def reference_cell(target: str) -> Cell:
@@ -205,7 +214,8 @@ class Evaluation(Protocol):
         ...
 
     def job(self, cells: list[Cell], limits: LimitSpec) -> Job:
-        """What the plug-in may see for these cells (one group of batches)."""
+        """What the plug-in may see for these cells (one group of batches); a null cell's target
+        anchors come in the permutation shuffled_pairs gives."""
         ...
 
     def anchors(self, cell: Cell) -> np.ndarray:
@@ -248,6 +258,11 @@ class TaskKind(Protocol):
     @property
     def compares(self) -> tuple[str, ...]:
         """The metric inputs it provides (bench.metrics COMPARES): each metric of its tasks compares one."""
+        ...
+
+    @property
+    def nulls(self) -> bool:
+        """Whether its plug-ins get a null: cells whose anchor pairs are shuffled (Evaluation.job does it)."""
         ...
 
     @property
@@ -326,13 +341,20 @@ class Task:
         """(source, target) per cell group, as the task's kind defines them."""
         return self.kind.pairs(self.spec)
 
-    def plan(self, method_filter: set[str] | None = None) -> list[Cell]:
-        """Every cell of the task (of the methods named in method_filter, by name or label)."""
+    def plan(self, method_filter: set[str] | None = None, nulls: bool = False) -> list[Cell]:
+        """Every cell of the task (of the methods named in method_filter, by name or label). With
+        nulls, and when the kind has them, also each plug-in's null at the largest anchor count: the
+        same anchors with their pairs shuffled, what it scores without a real correspondence (not
+        for the floor, which ignores the anchors)."""
         methods = [m for m in self.methods
                    if method_filter is None or m.name in method_filter or m.display in method_filter]
         anchors = self.spec.anchors
-        return [Cell(s, t, m, n, seed) for (s, t) in self.pairs() for m in methods for n in anchors.counts
-                for seed in anchors.seeds]
+        cells = [Cell(s, t, m, n, seed) for (s, t) in self.pairs() for m in methods for n in anchors.counts
+                 for seed in anchors.seeds]
+        if nulls and self.kind.nulls:
+            cells += [Cell(s, t, m, max(anchors.counts), seed, "shuffled") for (s, t) in self.pairs()
+                      for m in methods if m.name != FLOOR for seed in anchors.seeds]
+        return cells
 
 
 def tasks_dir() -> Path:

@@ -33,7 +33,7 @@ def test_run_export_and_resume(tmp_path, task_file, capsys):
     assert main(["export", "--results", str(results), "--output", str(out)]) == 0
     frame = pd.read_csv(out)
     for column in ("task", "task_version", "dataset", "source", "target", "method", "method_params", "n_anchors",
-                   "seed", "accuracy", "agreement", "mse", "fit_seconds", "transform_seconds", "device"):
+                   "seed", "pairing", "accuracy", "agreement", "mse", "fit_seconds", "transform_seconds", "device"):
         assert column in frame
     assert len(frame[frame.method != "native"]) == 24
 

@@ -421,7 +421,7 @@ def assert_contained(hostile: Hostile, command: Command) -> None:
 
 
 def assert_like_linear(hostile: Hostile, rows: list[dict], name: str) -> None:
-    mine = [r for r in rows if r["method"] == name]
+    mine = [r for r in rows if r["method"] == name and r.get("pairing", "paired") == "paired"]
     assert len(mine) == 2, f"{name}: expected 2 cells, got {len(mine)}"
     assert len(hostile.linear) == 2, "linear's reference cells are missing from the run"
     for row in mine:
@@ -470,8 +470,11 @@ def test_submit(hostile, name):
     else:
         assert command.rc == 0, command.describe()
         assert "PASS  conformance: 14/14 rules passed" in command.output, command.describe()
-        assert "PASS  suite: cells run: 2, skipped (already stored): 0, failed: 0" in command.output, command.describe()
+        # its 2 cells and their 2 nulls (the same anchors, pairs shuffled), all sandboxed
+        assert "PASS  suite: cells run: 4, skipped (already stored): 0, failed: 0" in command.output, command.describe()
         assert_like_linear(hostile, result_rows(command.results), name)
+        nulls = [r for r in result_rows(command.results) if r["method"] == name and r.get("pairing") == "shuffled"]
+        assert len(nulls) == 2 and all(r["status"] == "ok" and r["isolation"] == "sandbox" for r in nulls)
         assert (command.results / "reports" / f"{name}.md").is_file()
     assert_contained(hostile, command)
 

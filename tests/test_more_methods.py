@@ -90,9 +90,43 @@ def test_irp_recovers_a_rotated_scaled_shifted_target_up_to_scale():
     assert raw.mean() > 0.95
     norms = (Y_hat - Y[:100].mean(0)).norm(dim=1)
     close(norms, torch.full_like(norms, (Y[:100] - Y[:100].mean(0)).norm(dim=1).mean().item()), tol=1e-9)
-    # the default ridge bends the direction a little toward the well-spanned target directions
-    regularised = build("irp").fit(X[:100], Y[:100]).transform(X[100:]) - Y[:100].mean(0)
+    # a ridge bends the direction a little toward the well-spanned target directions
+    regularised = build("irp", alpha=0.3).fit(X[:100], Y[:100]).transform(X[100:]) - Y[:100].mean(0)
     assert torch.nn.functional.cosine_similarity(regularised, Y[100:] - Y[:100].mean(0), dim=1).min() > 0.98
+
+
+def irp_cv_reference(X, Y, alphas, folds=5):
+    """irp's default: k-fold CV on the anchors, by irp_reference per fold and alpha (numpy, one solve
+    each): the mean held-out cosine between translated and true centred target directions."""
+    X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+    n = len(X)
+    bounds = [round(i * n / folds) for i in range(folds + 1)]
+    scores = []
+    for alpha in alphas:
+        cosines = []
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            train = np.r_[0:start, stop:n]
+            y_mean = Y[train].mean(0)
+            translated = irp_reference(X[train], Y[train], X[start:stop], alpha) - y_mean
+            truth = Y[start:stop] - y_mean
+            cosines += list((translated * truth).sum(1) / np.linalg.norm(translated, axis=1) / np.linalg.norm(truth, axis=1))
+        scores.append(np.mean(cosines))
+    best = max(range(len(alphas)), key=lambda i: (round(scores[i], 12), alphas[i]))  # ties: the larger alpha
+    return alphas[best], np.array(scores)
+
+
+@pytest.mark.parametrize(("n", "d", "noise"), [(60, 8, 0.05), (40, 10, 1.0), (12, 16, 0.3)])
+def test_irp_chooses_alpha_by_cross_validation_on_the_anchors(n, d, noise):
+    g = torch.Generator().manual_seed(n)
+    X = torch.randn(n, d, generator=g, dtype=torch.float64) * torch.logspace(0, -2, d, dtype=torch.float64)  # anisotropic
+    Y = X @ rotation(d) + noise * torch.randn(n, d, generator=g, dtype=torch.float64) + 2.0
+    alphas = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+    method = build("irp").fit(X, Y)  # the default: alpha=None
+    expected_alpha, expected_scores = irp_cv_reference(X, Y, alphas)
+    close(method.cv_cosines_, expected_scores, tol=1e-9)
+    assert method.alpha_ == expected_alpha
+    X_new = torch.randn(7, d, generator=g, dtype=torch.float64)
+    close(method.transform(X_new), irp_reference(X, Y, X_new, expected_alpha), tol=1e-7)  # refitted on all anchors
 
 
 def test_irp_rejects_a_negative_alpha_in_fit():

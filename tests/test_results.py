@@ -18,7 +18,7 @@ def row(seed: int, value: float = 0.5, method: str = "ortho", task: str = "t") -
     """A complete row as the runner writes it."""
     return Result(schema_version=1, task=task, task_version=1, task_spec_hash="h", kind="classification", dataset="digits",
                   dataset_hash="d", source="a", target="b", method=method, method_name=method, method_params={},
-                  method_source_hash="s", n_anchors=8, seed=seed, anchor_ids_hash="x", status="ok", error=None,
+                  method_source_hash="s", n_anchors=8, seed=seed, pairing="paired", anchor_ids_hash="x", status="ok", error=None,
                   metrics={"accuracy": value}, unavailable={}, fit_seconds=0.001, fit_cells=1, transform_seconds=0.0,
                   device="cpu", versions={}, git_commit="c", isolation="process")
 
@@ -84,17 +84,18 @@ def test_malformed_row_is_reported_with_path_and_line(tmp_path, case):
 
 
 def test_rows_written_before_a_field_existed_still_read(tmp_path):
-    """Rows without fit_cells, unavailable or isolation (older schemas) read with defaults, and an
+    """Rows without fit_cells, unavailable, isolation or pairing (older schemas) read with defaults, and an
     upsert next to them leaves their stored text as it was (defaults are not written back)."""
     store = ResultStore(tmp_path)
     store.write([row(0)])
     path = store.path("t", "ortho")
-    old = {k: v for k, v in row(1).to_json().items() if k not in ("fit_cells", "unavailable", "isolation")}
+    old = {k: v for k, v in row(1).to_json().items() if k not in ("fit_cells", "unavailable", "isolation", "pairing")}
     native = {**old, "seed": 2, "fit_seconds": None, "a_later_field": [1]}  # unknown fields are kept, not refused
     with path.open("a") as handle:
         handle.write(json.dumps(old, sort_keys=True) + "\n" + json.dumps(native, sort_keys=True) + "\n")
     by_seed = {r.seed: r for r in store.rows()}
     assert by_seed[1].isolation == "in-process" and by_seed[1].fit_cells == 1 and by_seed[1].unavailable == {}
+    assert by_seed[1].pairing == "paired" and by_seed[1].key == row(1).key  # a row from before nulls keeps its key
     assert by_seed[2].fit_cells is None  # not fitted (a native row)
     assert by_seed[0].isolation == "process"  # a stored value wins over the default
     store.write([row(3)])

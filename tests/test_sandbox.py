@@ -24,7 +24,7 @@ from support import REPO, SMALL_TASK
 
 needs_sandbox = pytest.mark.skipif(sandbox.unavailable_reason() is not None, reason=f"{sandbox.unavailable_reason()}")
 
-CARD = "title: t\nauthors: [a]\npaper: https://example.org\nlicense: MIT\ndescription: d\n"
+CARD = "title: t\nauthors: [a]\npaper: https://example.org\nlicense: MIT\ndescription: d\ndefaults_chosen_by: a priori\n"
 
 
 def write_method(folder: Path, name: str, body: str) -> Path:

@@ -61,7 +61,7 @@ def test_submit_example_end_to_end(registry, tmp_path, capsys):
     assert main(["submit", str(EXAMPLE), "--results", str(results), "--tasks", str(task_file), "--device", "cpu", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "PASS  card" in out and "PASS  conformance: 14/14 rules passed" in out
-    assert "cells run: 16, skipped (already stored): 0, failed: 0" in out  # its own 2 pairs x 8 seeds
+    assert "cells run: 32, skipped (already stored): 0, failed: 0" in out  # its own 2 pairs x 8 seeds, and their nulls
     assert {p.name: p.read_bytes() for p in (results / "tiny-submit").glob("*.jsonl") if p.name in others} == others
 
     report = (results / "reports" / f"{NAME}.md").read_text(encoding="utf-8")
@@ -82,7 +82,7 @@ def test_submit_example_end_to_end(registry, tmp_path, capsys):
 
     # a second submit computes nothing new
     assert main(["submit", str(EXAMPLE), "--results", str(results), "--tasks", str(task_file), "--device", "cpu", "--quiet"]) == 0
-    assert "cells run: 0, skipped (already stored): 16" in capsys.readouterr().out
+    assert "cells run: 0, skipped (already stored): 32" in capsys.readouterr().out
 
 
 def test_card_check(tmp_path):
@@ -92,9 +92,21 @@ def test_card_check(tmp_path):
     assert "card.yaml: missing" in check_card(folder)[0]
     (folder / "card.yaml").write_text("title: x\nauthors: []\npaper: ''\nlicense: MIT\n")
     problems = check_card(folder)
-    assert [p.split("'")[1] for p in problems] == ["authors", "paper", "description"]
+    assert [p.split("'")[1] for p in problems] == ["authors", "paper", "description", "defaults_chosen_by"]
     (folder / "card.yaml").write_text("- a list\n")
     assert "expected a mapping" in check_card(folder)[0]
+    # a default tuned on a benchmark task is refused: its scores there would not be comparable
+    complete = (EXAMPLE / "card.yaml").read_text(encoding="utf-8").split("defaults_chosen_by:")[0]
+    (folder / "card.yaml").write_text(complete + "defaults_chosen_by: alpha = 0.3, the best on digits-cross-seed\n")
+    assert check_card(folder) == [f"{folder / 'card.yaml'}: 'defaults_chosen_by' names the benchmark task 'digits-cross-seed': "
+                                  "a default chosen on an evaluation task makes its scores there incomparable; choose it "
+                                  "on the anchors or a priori"]
+
+
+def test_every_plugin_card_says_how_its_defaults_were_chosen():
+    """Every in-tree method and merger passes the card check, defaults_chosen_by included."""
+    folders = sorted((REPO / "submissions").iterdir()) + sorted((REPO / "mergers").iterdir())
+    assert len(folders) >= 14 and all(check_card(folder) == [] for folder in folders if folder.is_dir())
 
 
 def test_submit_stops_on_a_bad_card_or_a_broken_method(registry, tmp_path, capsys):
@@ -204,7 +216,7 @@ def test_submit_takes_a_merger_through_the_same_flow(tmp_path, capsys, monkeypat
     folder.mkdir()
     (folder / "merger.py").write_text(FIRST_PART)
     (folder / "card.yaml").write_text("title: first part\nauthors: [a tester]\npaper: none\nlicense: MIT\n"
-                                      "description: keeps the first part's space\n")
+                                      "description: keeps the first part's space\ndefaults_chosen_by: no hyper-parameters\n")
     task_file, results = tmp_path / "tiny-merging-submit.yaml", tmp_path / "results"
     task_file.write_text(MERGING_TASK)
 

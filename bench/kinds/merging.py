@@ -103,6 +103,7 @@ class MergingKind:
     plugins = MERGERS
     compares = ("latent", "labels", "clusters")
     ranked = False  # mergers are not normalised or ranked with the translation methods
+    nulls = False  # a merger's "correspondence" is the anchors' identity across parts: no null yet
     title = "Merging"
     note = ("Merging tasks (\"From Charts to Atlas\", arXiv 2311.06547) score the second plug-in family, mergers "
             "(`mergers/`): the task's fit split is cut into parts, one encoder is trained per part, and a merger fuses "

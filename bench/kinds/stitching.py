@@ -44,7 +44,7 @@ from bench.method import METHODS, build_method, fits_in_batches
 from bench.metrics import score_all
 from bench.report.blocks import Block, Code, Inline
 from bench.results import Result
-from bench.task import KINDS, Cell, LimitSpec, Scores, Strict, Task, TaskSpec, closest, reference_cell
+from bench.task import KINDS, Cell, LimitSpec, Scores, Strict, Task, TaskSpec, closest, reference_cell, shuffled_pairs
 
 MAX_BATCH = 32  # cells per job: bounds a job's memory, time limit and what one crash of a worker fails
 
@@ -96,6 +96,7 @@ class StitchingKind:
     block = "encoders"
     block_spec = EncoderSpec
     plugins = METHODS
+    nulls = True
     ranked = True
     title = note = ""  # a ranked kind has no section of its own
 
@@ -228,19 +229,20 @@ class StitchingEvaluation:
         batched = {name: fits_in_batches(METHODS.get(name).cls) for name in {cell.method.name for cell, _ in pending}}
         groups: dict[tuple[Any, ...], list[tuple[Cell, Result]]] = {}
         for position, (cell, row) in enumerate(pending):
-            key = ((cell.source, cell.target, cell.method.display, cell.n_anchors) if batched[cell.method.name]
-                   else (position,))
+            key = ((cell.source, cell.target, cell.method.display, cell.n_anchors, cell.pairing)
+                   if batched[cell.method.name] else (position,))
             groups.setdefault(key, []).append((cell, row))
         return [group[start:start + MAX_BATCH] for group in groups.values()
                 for start in range(0, len(group), MAX_BATCH)]
 
     def job(self, cells: list[Cell], limits: LimitSpec) -> StitchingJob:
-        """What the method may see: each cell's paired anchors, and the source's evaluation embeddings."""
+        """What the method may see: each cell's paired anchors (a null's in shuffled pairs), and the
+        source's evaluation embeddings."""
         first = cells[0]
         X_src, Y_tgt = self.embedding(first.source), self.embedding(first.target)
         # indexing by an index array copies: an in-place edit by one method cannot leak into the cached embeddings
         X_anchors = [X_src[self.anchors(cell)] for cell in cells]
-        Y_anchors = [Y_tgt[self.anchors(cell)] for cell in cells]
+        Y_anchors = [Y_tgt[self.target_anchors(cell)] for cell in cells]
         return StitchingJob(plugin=first.method.name, params=dict(first.method.params), seed=first.seed,
                             device=str(self.device), time_limit=limits.time_s * len(cells),
                             memory_limit=limits.memory_mb,
@@ -248,6 +250,11 @@ class StitchingEvaluation:
 
     def anchors(self, cell: Cell) -> np.ndarray:
         return self.sampled_anchors(cell.source, cell.n_anchors, cell.seed)
+
+    def target_anchors(self, cell: Cell) -> np.ndarray:
+        """The target's side of each anchor pair: the same samples, in a seeded derangement for a null."""
+        anchors = self.anchors(cell)
+        return anchors if cell.pairing == "paired" else anchors[shuffled_pairs(len(anchors), cell.seed)]
 
     def score(self, cell: Cell, output: torch.Tensor) -> Scores:
         return self.scores(cell.target, output)

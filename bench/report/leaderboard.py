@@ -87,8 +87,10 @@ RANKING_NOTE = (f"Methods are ranked by their **score**: the task's main metric 
 
 
 def build(frame: pd.DataFrame, tasks: list[Task], stale: int, failed: Counter, plot_root: Path | None,
-          results_dir: Path | None = None, reasons: dict[str, dict[str, str]] | None = None) -> list[Block]:
-    """Every block of the page; plots are written under plot_root/results/plots (None: no plots)."""
+          results_dir: Path | None = None, reasons: dict[str, dict[str, str]] | None = None,
+          nulls: pd.DataFrame | None = None) -> list[Block]:
+    """Every block of the page; plots are written under plot_root/results/plots (None: no plots).
+    `nulls`: the current rows of null cells (current_rows(..., pairing="shuffled"))."""
     blocks: list[Block] = [Heading(1, "Leaderboard"), Para([INTRO])]
     if stale:
         blocks.append(Para([f"{stale} stored results are stale (older task version or spec, or changed method source) "
@@ -121,6 +123,8 @@ def build(frame: pd.DataFrame, tasks: list[Task], stale: int, failed: Counter, p
     blocks += [Heading(2, "Overall ranking"), Para([RANKING_NOTE])]
     table, overall = ranking_blocks(all_cells, names, with_tasks=True)
     blocks += table
+    if nulls is not None and not nulls.empty:
+        blocks += null_blocks(frame, nulls, [t for t in scored if t.name not in ablations], cells, names)
     unranked = [t.name for t in scored if cells[t.name].empty]
     if ablations:
         blocks.append(Para(["Ablation tasks, ranked only on their own below: "] + [User(", ".join(sorted(ablations)))]))
@@ -172,6 +176,39 @@ def build(frame: pd.DataFrame, tasks: list[Task], stale: int, failed: Counter, p
     return blocks
 
 
+NULL_FLAG = 0.25  # a null this far from the floor toward the ceiling scores without the correspondence
+NULL_NOTE = ("Each method's **null** is the same method at each task's largest anchor count, fitted on the same "
+             "anchors with their pairs shuffled (a seeded derangement: no anchor keeps its partner), normalised like "
+             "its score. **lift** = score − null, both averaged over cells and then over the ranked tasks that have "
+             f"the null: what the correspondence itself explains. A null above {NULL_FLAG} means the method scores "
+             "well without any correspondence (from the target's statistics, or a decoder's bias), so its score says "
+             "less than it seems.")
+
+
+def null_blocks(frame: pd.DataFrame, nulls: pd.DataFrame, tasks: list[Task], cells: dict[str, pd.DataFrame],
+                names: dict[str, str]) -> list[Block]:
+    """Each method's score, null and lift over the ranked tasks where its null is stored."""
+    references = frame[frame.method.isin([FLOOR, NATIVE])]  # the same floor and ceiling normalise the nulls
+    per_task: dict[str, list[tuple[float, float]]] = {}  # method -> (score, null) per task
+    for task in tasks:
+        null_cells = normalised_cells(pd.concat([references[references.task == task.name],
+                                                 nulls[nulls.task == task.name]], ignore_index=True), task)
+        scores = cells[task.name].groupby("method").score.mean()
+        for method, null in null_cells[null_cells.method != FLOOR].groupby("method").score.mean().items():
+            if method in scores:
+                per_task.setdefault(str(method), []).append((float(scores[method]), float(null)))
+    if not per_task:
+        return []
+    table: list[list[Inline]] = []
+    for method, pairs in sorted(per_task.items(), key=lambda item: -np.mean([s - n for s, n in item[1]])):
+        score, null = np.mean([s for s, _ in pairs]), np.mean([n for _, n in pairs])
+        table.append([method_cell(method, names), str(len(pairs)), f"{score:.3f}", f"{null:.3f}",
+                      f"{round(score - null, 3) + 0.0:.3f}",  # + 0.0: no "-0.000"
+                      Strong("null far above the floor") if null > NULL_FLAG else ""])
+    return [Heading(3, "Lift over the null"), Para([NULL_NOTE]),
+            Table(["method", "tasks", "score", "null", "lift", "note"], table)]
+
+
 def _by_kind(tasks: list[Task]) -> list[list[Task]]:
     """Tasks grouped by kind, in the order of each kind's first task."""
     groups: dict[str, list[Task]] = {}
@@ -200,8 +237,9 @@ def render(results_dir: Path, out: Path, plots: bool = True, html: Path | None =
     by_name = {t.name: t for t in task_list}
     rows = ResultStore(results_dir).rows()
     frame, stale = current_rows(rows, by_name)
+    nulls, _ = current_rows(rows, by_name, pairing="shuffled")
     blocks = build(frame, task_list, stale, failed_counts(rows, by_name), out.parent if plots else None,
-                   results_dir, unavailable_reasons(rows, by_name))
+                   results_dir, unavailable_reasons(rows, by_name), nulls)
     text = to_markdown(blocks)
     out.write_text(text, encoding="utf-8")
     if html is not None:

@@ -34,10 +34,11 @@ def is_current_factory(tasks: dict[str, Task]) -> Callable[[Result], bool]:
     return is_current
 
 
-def current_rows(rows: list[Result], tasks: dict[str, Task]) -> tuple[pd.DataFrame, int]:
-    """Scored rows that match the current task files and method sources, and the count of stale ones."""
+def current_rows(rows: list[Result], tasks: dict[str, Task], pairing: str = "paired") -> tuple[pd.DataFrame, int]:
+    """Scored rows that match the current task files and method sources, and the count of stale ones;
+    of paired cells, or of the nulls (pairing="shuffled", bench.results.PAIRINGS)."""
     is_current = is_current_factory(tasks)
-    ok = [r for r in rows if r.status == "ok"]
+    ok = [r for r in rows if r.status == "ok" and r.pairing == pairing]
     current = [r for r in ok if is_current(r)]
     frame = pd.DataFrame([{**{k: getattr(r, k) for k in ("task", "source", "target", "method", "method_name",
                                                          "n_anchors", "seed", "fit_seconds")},

@@ -76,7 +76,8 @@ def overview_table(frame: pd.DataFrame, tasks: list[Task], names: dict[str, str]
 
 
 def methods_table(labels: list[str], names: dict[str, str], registry: Registry = METHODS) -> Table:
-    """Each method's (or merger's) card: who made it, where it is described, under which licence."""
+    """Each method's (or merger's) card: who made it, where it is described, under which licence, and
+    how its defaults were chosen (on the anchors, or a priori: never on a benchmark task)."""
     rows = []
     for label in labels:
         name = names.get(label, label)
@@ -85,6 +86,7 @@ def methods_table(labels: list[str], names: dict[str, str], registry: Registry =
         authors = ", ".join(map(str, authors)) if isinstance(authors, list) else str(authors)
         paper = str(card.get("paper", "") or "")
         rows.append([method_cell(label, names, registry), User(str(card.get("title", ""))), User(authors),
-                     link_or_text(paper, paper) if paper else "", User(str(card.get("license", "")))])
-    return Table(["method", "title", "authors", "paper", "license"], rows)
+                     link_or_text(paper, paper) if paper else "", User(str(card.get("license", ""))),
+                     User(str(card.get("defaults_chosen_by", "") or "not stated"))])
+    return Table(["method", "title", "authors", "paper", "license", "defaults chosen by"], rows)
 

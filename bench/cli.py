@@ -24,6 +24,7 @@ from bench.metrics import METRICS
 from bench.registry import UnknownNameError
 from bench.report.findings import render_findings
 from bench.report.leaderboard import render
+from bench.reproduce import compare
 from bench.results import ResultsFileError, ResultStore
 from bench.runner import Summary, resolve_device, run_task
 from bench.sandbox import Isolated, isolated_discovery, make_executor
@@ -97,6 +98,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     return submit_folder(Path(args.folder), Path(args.results), args.tasks or None, args.device,
                          progress=not args.quiet, sandboxed=not args.no_sandbox)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    tasks = [find_task(t) for t in args.tasks] if args.tasks else discover_tasks()
+    comparison = compare(ResultStore(args.reference).rows(), ResultStore(args.rerun).rows(), {t.name: t for t in tasks})
+    print(comparison)
+    return EXIT_FAILED if comparison.differences else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -209,6 +217,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--memory-limit", type=int,
                      help="MiB per cell (process executor; default: the task's limits.memory_mb)")
     run.set_defaults(func=cmd_run)
+
+    compared = commands.add_parser("compare", help="do two result stores agree? (a rerun against the stored results)")
+    compared.add_argument("reference", metavar="RESULTS")
+    compared.add_argument("rerun", metavar="RERUN_RESULTS")
+    compared.add_argument("--tasks", nargs="+", metavar="TASK", help="task names or files (default: every task)")
+    compared.set_defaults(func=cmd_compare)
 
     board = commands.add_parser("leaderboard", help="regenerate leaderboard.md from results/")
     board.add_argument("--results", default=results_default)

@@ -65,7 +65,7 @@ class Metric:
     Metrics are declared with the `metric` decorator, which builds the record and adds it to
     METRICS (`bench list metrics`):
 
-        @metric("accuracy", higher_is_better=True, compares="labels")
+        @metric("accuracy", higher_is_better=True, compares="labels", per_sample=1.0)
         def accuracy(predicted: Tensor, labels: Tensor) -> float: ...
 
     >>> METRICS.get("accuracy").higher_is_better, METRICS.get("accuracy").inputs
@@ -76,6 +76,10 @@ class Metric:
     fn: Callable[..., float]
     higher_is_better: bool
     compares: str  # one of COMPARES
+    # A metric that counts evaluation samples: at most how much one sample can move it, times m (the
+    # evaluation samples); two runs agree when they differ by at most that one sample (bench/reproduce.py).
+    # 0: a continuous metric, held to a relative tolerance instead.
+    per_sample: float = 0.0
     inputs: tuple[str, ...] = field(init=False)  # fn's parameter names, in order
 
     def __post_init__(self) -> None:
@@ -109,12 +113,12 @@ METRICS: Registry[Metric] = Registry("metric")
 
 
 def metric(
-    name: str, *, higher_is_better: bool, compares: str
+    name: str, *, higher_is_better: bool, compares: str, per_sample: float = 0.0
 ) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Register the decorated function as metric `name`; the function itself is returned unchanged."""
 
     def decorator(fn: Callable[..., float]) -> Callable[..., float]:
-        METRICS.add(name, Metric(name, fn, higher_is_better, compares))
+        METRICS.add(name, Metric(name, fn, higher_is_better, compares, per_sample))
         return fn
 
     return decorator
@@ -141,7 +145,7 @@ def score_all(
 # Downstream: decoder predictions against labels, or against the decoder's native predictions
 
 
-@metric("accuracy", higher_is_better=True, compares="labels")
+@metric("accuracy", higher_is_better=True, compares="labels", per_sample=1.0)
 def accuracy(predicted: Tensor, labels: Tensor) -> float:
     """The fraction of predicted class ids equal to the labels.
 
@@ -151,7 +155,8 @@ def accuracy(predicted: Tensor, labels: Tensor) -> float:
     return (predicted == labels).double().mean().item()  # (m,) -> scalar
 
 
-@metric("macro_f1", higher_is_better=True, compares="labels")
+# one changed prediction moves two classes' F1 by at most 2 / support each: 4 / m over c balanced classes
+@metric("macro_f1", higher_is_better=True, compares="labels", per_sample=4.0)
 def macro_f1(predicted: Tensor, labels: Tensor) -> float:
     # Classes are those seen in labels or predictions (sklearn's default); a class in neither has
     # an undefined F1 and would drag the mean to 0 for no reason, so it is left out.
@@ -166,14 +171,15 @@ def macro_f1(predicted: Tensor, labels: Tensor) -> float:
     return f1.mean().item()
 
 
-@metric("relative_accuracy", higher_is_better=True, compares="native")
+# accuracy / native accuracy: one sample moves it by 1 / (m native), at most 2 / m while native >= 0.5
+@metric("relative_accuracy", higher_is_better=True, compares="native", per_sample=2.0)
 def relative_accuracy(predicted: Tensor, native_predicted: Tensor, labels: Tensor) -> float:
     # Stitched accuracy as a fraction of what the target decoder reaches on its own encoder.
     native = accuracy(native_predicted, labels)
     return accuracy(predicted, labels) / native if native > 0 else math.nan
 
 
-@metric("agreement", higher_is_better=True, compares="native")
+@metric("agreement", higher_is_better=True, compares="native", per_sample=1.0)
 def agreement(predicted: Tensor, native_predicted: Tensor) -> float:
     return (predicted == native_predicted).double().mean().item()
 
@@ -334,7 +340,7 @@ def mutual_knn_alignment(translated: Tensor, target: Tensor, k: int) -> float:
     return (shared.double() / k).mean().item()
 
 
-@metric("mutual_knn", higher_is_better=True, compares="latent")
+@metric("mutual_knn", higher_is_better=True, compares="latent", per_sample=1.0)
 def mutual_knn(translated: Tensor, target: Tensor) -> float:
     return mutual_knn_alignment(translated, target, MUTUAL_KNN_K)
 
@@ -360,17 +366,17 @@ def retrieval_ranks(translated: Tensor, target: Tensor) -> Tensor:
     return ranks
 
 
-@metric("retrieval_top1", higher_is_better=True, compares="latent")
+@metric("retrieval_top1", higher_is_better=True, compares="latent", per_sample=1.0)
 def retrieval_top1(translated: Tensor, target: Tensor) -> float:
     return (retrieval_ranks(translated, target) <= 1).double().mean().item()
 
 
-@metric("retrieval_top5", higher_is_better=True, compares="latent")
+@metric("retrieval_top5", higher_is_better=True, compares="latent", per_sample=1.0)
 def retrieval_top5(translated: Tensor, target: Tensor) -> float:
     return (retrieval_ranks(translated, target) <= 5).double().mean().item()
 
 
-@metric("retrieval_mrr", higher_is_better=True, compares="latent")
+@metric("retrieval_mrr", higher_is_better=True, compares="latent", per_sample=1.0)
 def retrieval_mrr(translated: Tensor, target: Tensor) -> float:
     return (1.0 / retrieval_ranks(translated, target).double()).mean().item()
 
@@ -443,13 +449,13 @@ def lpips(reconstructed: Tensor, images: Tensor) -> float:
 # Probes (the generative-models paper): one-vs-rest linear probes fitted on the target's latents
 
 
-@metric("probe_accuracy", higher_is_better=True, compares="probes")
+@metric("probe_accuracy", higher_is_better=True, compares="probes", per_sample=1.0)
 def probe_accuracy(probe_decisions: Tensor, probe_truth: Tensor) -> float:
     """Mean over probes and samples of the probe's decision on Y_hat being right; (m, p) booleans."""
     return (probe_decisions == probe_truth).double().mean().item()
 
 
-@metric("probe_consistency", higher_is_better=True, compares="probes")
+@metric("probe_consistency", higher_is_better=True, compares="probes", per_sample=1.0)
 def probe_consistency(probe_decisions: Tensor, native_probe_decisions: Tensor) -> float:
     """Fraction of (sample, probe) decisions on Y_hat that equal the decision on the true Y."""
     return (probe_decisions == native_probe_decisions).double().mean().item()

@@ -53,9 +53,14 @@ def _kmeans_nearest(points: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Positions in `points` of the samples nearest each of n k-means centroids, all distinct."""
     from sklearn.cluster import KMeans
     from sklearn.metrics import pairwise_distances
+    from threadpoolctl import threadpool_limits
 
-    centroids = KMeans(n_clusters=n, n_init=1, random_state=seed).fit(points).cluster_centers_  # (n, d)
-    distances = pairwise_distances(centroids, points)  # (n, p)
+    # one BLAS/OpenMP thread, whatever the machine: k-means' reductions may run in another order on
+    # another thread count and pick other anchors (the committed kmeans anchors of an earlier session
+    # were not what this code gives on this machine on 1, 2, 4 or 8 threads)
+    with threadpool_limits(limits=1):
+        centroids = KMeans(n_clusters=n, n_init=1, random_state=seed).fit(points).cluster_centers_  # (n, d)
+        distances = pairwise_distances(centroids, points)  # (n, p)
     chosen: list[int] = []
     taken = np.zeros(len(points), dtype=bool)
     for row in distances:  # two centroids may share a nearest sample: take the next nearest free one

@@ -53,6 +53,24 @@ def now(device: torch.device) -> float:
     return time.perf_counter()
 
 
+def checked_output(output: Any, like: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """A plug-in's transform output, detached: a finite tensor on the input's device with one row per
+    input row, and `dim` columns (None: any width, as a merger's). Raises what is wrong, for the cell's error."""
+    if not isinstance(output, torch.Tensor):
+        raise TypeError(f"transform returned {type(output).__module__}.{type(output).__qualname__}; "
+                        "it must return a torch.Tensor")
+    if output.device != like.device:
+        raise TypeError(f"transform returned a tensor on {output.device}; "
+                        f"it must stay on the input's device {like.device}")
+    if dim is not None and tuple(output.shape) != (like.shape[0], dim):
+        raise ValueError(f"transform returned shape {tuple(output.shape)}; expected (m, dy) = ({like.shape[0]}, {dim})")
+    if dim is None and (output.ndim != 2 or output.shape[0] != like.shape[0]):
+        raise ValueError(f"transform returned shape {tuple(output.shape)}; expected ({like.shape[0]}, d_out)")
+    if not torch.isfinite(output).all():
+        raise ValueError(f"transform returned {int((~torch.isfinite(output)).sum())} non-finite values (NaN or inf)")
+    return output.detach()
+
+
 def failure(stage: str, error: Exception, memory_limit: int | None) -> str:
     """The error of a failed job, naming its stage; running out of memory says which limit."""
     if isinstance(error, (MemoryError, torch.OutOfMemoryError)) or "can't allocate memory" in str(error):

@@ -21,7 +21,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,7 @@ from bench.datasets import Dataset
 from bench.decoders import DECODERS
 from bench.encoders import ENCODERS, embeddings, encoder_embeddings
 from bench.encoders.trained import TrainedClassifierEncoder, training_config
-from bench.executors import Job, Outcome, failure, now
+from bench.executors import Job, Outcome, checked_output, failure, now
 from bench.merging import MERGERS, build_merger
 from bench.metrics import METRICS, score_all
 from bench.report.blocks import Block, Code, Inline, Para, Strong, Table
@@ -307,22 +307,7 @@ class MergeJob(Job):
             started = now(device)
             merged = merger.transform(spaces)
             outcome.transform_seconds = now(device) - started
-            outcome.translated = check_merged(merged, spaces[0])
+            outcome.translated = checked_output(merged, spaces[0])  # a merger's width is its own
         except Exception as error:  # a broken merger fails its cell, not the run
             outcome.error = failure(stage, error, self.memory_limit)
         return [outcome]
-
-
-def check_merged(output: Any, like: Tensor) -> Tensor:
-    """A merger's output: a finite (m, d_out) tensor on the input's device, one row per input row."""
-    if not isinstance(output, Tensor):
-        raise TypeError(f"transform returned {type(output).__module__}.{type(output).__qualname__}; "
-                        "it must return a torch.Tensor")
-    if output.device != like.device:
-        raise TypeError(f"transform returned a tensor on {output.device}; "
-                        f"it must stay on the input's device {like.device}")
-    if output.ndim != 2 or output.shape[0] != like.shape[0]:
-        raise ValueError(f"transform returned shape {tuple(output.shape)}; expected ({like.shape[0]}, d_out)")
-    if not torch.isfinite(output).all():
-        raise ValueError(f"transform returned {int((~torch.isfinite(output)).sum())} non-finite values (NaN or inf)")
-    return output.detach()

@@ -38,7 +38,7 @@ from bench.datasets import Dataset
 from bench.decoders import DECODERS
 from bench.encoders import ENCODERS, embeddings
 from bench.encoders.autoencoders import AutoencoderEncoder
-from bench.executors import Job, Outcome, failure, now
+from bench.executors import Job, Outcome, checked_output, failure, now
 from bench.grids import N_SHOWN, grid_path, save_grid
 from bench.method import METHODS, build_method, fits_in_batches
 from bench.metrics import score_all
@@ -350,21 +350,7 @@ class StitchingJob(Job):
             started = now(X_eval.device)
             translated = method.transform(X_eval)
             outcome.transform_seconds = now(X_eval.device) - started
-            check_output(translated, X_eval, dim)
-            outcome.translated = translated.detach()
+            outcome.translated = checked_output(translated, X_eval, dim)
         except Exception as error:
             outcome.error = failure("transform", error, self.memory_limit)
         return outcome
-
-
-def check_output(output: Any, like: torch.Tensor, dim: int) -> None:
-    if not isinstance(output, torch.Tensor):
-        raise TypeError(f"transform returned {type(output).__module__}.{type(output).__qualname__}; "
-                        "it must return a torch.Tensor")
-    if output.device != like.device:
-        raise TypeError(f"transform returned a tensor on {output.device}; "
-                        f"it must stay on the input's device {like.device}")
-    if tuple(output.shape) != (like.shape[0], dim):
-        raise ValueError(f"transform returned shape {tuple(output.shape)}; expected (m, dy) = ({like.shape[0]}, {dim})")
-    if not torch.isfinite(output).all():
-        raise ValueError(f"transform returned {int((~torch.isfinite(output)).sum())} non-finite values (NaN or inf)")

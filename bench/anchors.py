@@ -17,6 +17,8 @@ import hashlib
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from bench.threads import one_thread
+
 SAMPLINGS = ("uniform", "stratified", "kmeans", "farthest")
 GEOMETRIC = ("kmeans", "farthest")  # these need the source embeddings of the pool
 
@@ -53,12 +55,11 @@ def _kmeans_nearest(points: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Positions in `points` of the samples nearest each of n k-means centroids, all distinct."""
     from sklearn.cluster import KMeans
     from sklearn.metrics import pairwise_distances
-    from threadpoolctl import threadpool_limits
 
     # one BLAS/OpenMP thread, whatever the machine: k-means' reductions may run in another order on
     # another thread count and pick other anchors (the committed kmeans anchors of an earlier session
     # were not what this code gives on this machine on 1, 2, 4 or 8 threads)
-    with threadpool_limits(limits=1):
+    with one_thread():
         centroids = KMeans(n_clusters=n, n_init=1, random_state=seed).fit(points).cluster_centers_  # (n, d)
         distances = pairwise_distances(centroids, points)  # (n, p)
     chosen: list[int] = []

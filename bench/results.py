@@ -53,6 +53,7 @@ class Result:
     n_anchors: int
     seed: int
     pairing: str  # PAIRINGS: "paired", or "shuffled" for the cell's null (its anchor pairs permuted)
+    decoder: str | None  # what scored it on the target (TaskKind.decoder_identity), or None where nothing is fitted
     anchor_ids_hash: str | None
     status: str  # STATUSES
     error: str | None
@@ -68,7 +69,8 @@ class Result:
 
     @property
     def key(self) -> str:
-        """What identifies a cell (KEY_FIELDS): a new task version, spec, method source or params is a new cell."""
+        """What identifies a cell (KEY_FIELDS): a new task version, spec, method source, params or decoder
+        is a new cell."""
         return cell_key(self.to_json())
 
     def to_json(self) -> dict[str, Any]:
@@ -83,9 +85,9 @@ class Result:
 
 # Rows written before fit_cells, isolation or `unavailable` existed lack them; the store reads them
 # with the defaults in OPTIONAL_DEFAULTS and never writes those defaults back.
-# What identifies a cell: a new task version, spec, method source or params is a new cell.
+# What identifies a cell: a new task version, spec, method source, params or decoder is a new cell.
 KEY_FIELDS = ("task", "task_version", "task_spec_hash", "source", "target", "method", "method_params",
-              "method_source_hash", "n_anchors", "seed")  # and the pairing, when it is not "paired" (cell_key)
+              "method_source_hash", "n_anchors", "seed")  # and the pairing and decoder, when set (cell_key)
 STATUSES = ("ok", "failed")
 ISOLATIONS = ("sandbox", "process", "in-process")
 # "shuffled": a null, the same anchors with their pairs permuted (bench.task.Task.plan): what the
@@ -113,6 +115,7 @@ OPTIONAL_DEFAULTS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "fit_cells": lambda row: None if row["fit_seconds"] is None else 1,  # before fit_many every cell was fitted alone
     "isolation": lambda row: "in-process",
     "pairing": lambda row: "paired",  # before nulls every cell was paired
+    "decoder": lambda row: None,  # rows written before decoders had identities: stale where a decoder scores
 }
 _JSON_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", _NONE: "null",
                list: "a list", dict: "an object"}
@@ -140,10 +143,11 @@ class ResultsFileError(ValueError):
 
 
 def cell_key(row: dict[str, Any]) -> str:
-    """A paired cell's key is what it was before nulls existed, so stored rows keep theirs (and their order)."""
-    pairing = row.get("pairing", "paired")
-    return json.dumps([row[field] for field in KEY_FIELDS] + ([pairing] if pairing != "paired" else []),
-                      sort_keys=True, separators=(",", ":"))
+    """A paired cell with no decoder keeps the key it had before nulls and decoder identities existed,
+    so stored rows keep theirs (and their order); a decoder's identity, when there is one, is part of it."""
+    pairing, decoder = row.get("pairing", "paired"), row.get("decoder")
+    extra = ([pairing] if pairing != "paired" else []) + ([{"decoder": decoder}] if decoder is not None else [])
+    return json.dumps([row[field] for field in KEY_FIELDS] + extra, sort_keys=True, separators=(",", ":"))
 
 
 def _file_name(method: str) -> str:

@@ -76,7 +76,8 @@ def base_row(task: Task, dataset: Dataset, cell: Cell, source_hash: str) -> Resu
         kind=task.spec.kind, dataset=dataset.name, dataset_hash=dataset.content_hash, source=cell.source,
         target=cell.target, method=cell.method.display, method_name=cell.method.name,
         method_params=dict(cell.method.params), method_source_hash=source_hash, n_anchors=cell.n_anchors,
-        seed=cell.seed, pairing=cell.pairing, anchor_ids_hash=None, status="ok", error=None, metrics={}, unavailable={},
+        seed=cell.seed, pairing=cell.pairing, decoder=task.decoder_identity, anchor_ids_hash=None, status="ok",
+        error=None, metrics={}, unavailable={},
         fit_seconds=None, fit_cells=None, transform_seconds=None, device=None, versions=versions, git_commit=commit,
         isolation="in-process")
 

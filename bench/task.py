@@ -287,6 +287,12 @@ class TaskKind(Protocol):
         """`key.path: problem` lines about the block's names (registered encoders, ...), without data."""
         ...
 
+    def decoder_identity(self, spec: TaskSpec) -> str | None:
+        """What its evaluation fits on the target to score a cell (decoders, probes: their names, code
+        versions and hyper-parameters; bench.decoders.DecoderRecipe.identity), or None when nothing:
+        every row stores it in its key, so a changed decoder makes the rows it scored stale."""
+        ...
+
     def data_problems(self, task: Task, dataset: Dataset) -> list[str]:
         """`key.path: problem` lines that need the data set loaded."""
         ...
@@ -340,6 +346,11 @@ class Task:
     def pairs(self) -> list[tuple[str, str]]:
         """(source, target) per cell group, as the task's kind defines them."""
         return self.kind.pairs(self.spec)
+
+    @property
+    def decoder_identity(self) -> str | None:
+        """What scores its cells on the target (TaskKind.decoder_identity): part of every row's key."""
+        return self.kind.decoder_identity(self.spec)
 
     def plan(self, method_filter: set[str] | None = None, nulls: bool = False) -> list[Cell]:
         """Every cell of the task (of the methods named in method_filter, by name or label). With

@@ -1,12 +1,16 @@
-"""Decoders: the torch prediction path gives scikit-learn's predictions, sample for sample."""
+"""Decoders: the torch prediction path gives scikit-learn's predictions, sample for sample; negligible
+features are dropped; a decoder's identity names its version and parameters."""
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+from sklearn.preprocessing import StandardScaler
 
 from bench.datasets import load_dataset
-from bench.decoders import DECODERS
+from bench.decoders import DECODERS, NEGLIGIBLE_STD, FeatureScaler
 
 
 @pytest.mark.parametrize("decoder", ["logistic", "linear-svm"])
@@ -15,7 +19,7 @@ def test_predict_tensor_equals_the_sklearn_pipeline(decoder, n_classes):
     data = load_dataset("digits")
     keep = data.y < n_classes
     X, y = data.x[keep].reshape(keep.sum(), -1).astype(np.float32), data.y[keep]  # (n, 64) pixels as latents
-    head = DECODERS.get(decoder)(X[::2], y[::2])
+    head = DECODERS.get(decoder).fit(X[::2], y[::2])
     rng = np.random.default_rng(0)
     # held-out rows, and the same rows badly translated (scaled, shifted, noisy): many near the boundaries
     for latents in (X[1::2], 1.7 * X[1::2] + 3 + rng.normal(scale=4, size=X[1::2].shape).astype(np.float32)):
@@ -23,3 +27,41 @@ def test_predict_tensor_equals_the_sklearn_pipeline(decoder, n_classes):
         got = head.predict_tensor(torch.from_numpy(latents))
         assert got.dtype == torch.from_numpy(expected).dtype and np.array_equal(got.numpy(), expected)
     assert len(np.unique(expected)) > 1  # the check saw more than one class predicted
+
+
+def test_a_negligible_feature_is_dropped_and_the_rest_scaled_as_sklearn_does():
+    """FeatureScaler against StandardScaler on the kept columns: the same scaled values there, 0 on a
+    feature whose spread is round-off (std 1e-9, under NEGLIGIBLE_STD of the median), whatever a
+    translation puts in it, and StandardScaler's own rule (scale 1) for an exactly constant feature
+    when most features vary."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 6)) * [1.0, 2.0, 0.5, 1.5, 1.0, 1.0]  # (n, 6)
+    X[:, 4] = 3.0 + 1e-9 * rng.normal(size=200)  # near-constant: below 1e-3 x the median std
+    X[:, 5] = 0.02 * rng.normal(size=200)  # small but real: 0.02 of the median std, kept
+    scaler = FeatureScaler().fit(X)
+    reference = StandardScaler().fit(X[:, [0, 1, 2, 3, 5]])
+    probe = X + rng.normal(size=X.shape)  # a translation's errors, large on the near-constant feature too
+    scaled = scaler.transform(probe)
+    assert np.allclose(scaled[:, [0, 1, 2, 3, 5]], reference.transform(probe[:, [0, 1, 2, 3, 5]]), rtol=1e-12)
+    assert np.array_equal(scaled[:, 4], np.zeros(200))
+    assert NEGLIGIBLE_STD * np.median(X.std(0)) > 1e-9 and 0.02 * 0.5 > NEGLIGIBLE_STD  # the case is what it says
+
+
+def test_the_head_ignores_what_a_translation_puts_in_a_near_constant_feature():
+    """The Rotten Tomatoes failure in small: before, a head standardised a feature of std 1e-8 and a
+    translation error of 1e-3 there (1e5 standard deviations) swung its predictions."""
+    data = load_dataset("digits")
+    X = data.x.reshape(len(data.x), -1).astype(np.float32)  # (n, 64) pixels as latents
+    X[:, 0] = 1.0 + np.float32(1e-7) * np.random.default_rng(1).normal(size=len(X)).astype(np.float32)
+    head = DECODERS.get("logistic").fit(X[::2], data.y[::2])
+    shifted = X[1::2].copy()
+    shifted[:, 0] += 1e-3
+    assert np.array_equal(head.predict(shifted), head.predict(X[1::2]))
+    assert np.array_equal(head.predict_tensor(torch.from_numpy(shifted)).numpy(), head.predict(X[1::2]))
+
+
+def test_a_decoder_identity_names_its_version_and_parameters():
+    logistic = DECODERS.get("logistic")
+    assert logistic.identity == 'logistic v2 {"max_iter": 2000}'
+    assert replace(logistic, version=3).identity != logistic.identity
+    assert replace(logistic, params={"max_iter": 100}).identity != logistic.identity

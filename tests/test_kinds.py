@@ -54,6 +54,9 @@ class RotationKind:
     def problems(self, spec: TaskSpec) -> list[str]:
         return [] if spec.block.encoder in ENCODERS else [f"rotation.encoder: unknown encoder {spec.block.encoder!r}"]
 
+    def decoder_identity(self, spec: TaskSpec) -> str | None:
+        return None  # its metrics compare latents: nothing is fitted on the target
+
     def data_problems(self, task: Task, dataset: Dataset) -> list[str]:
         return []
 

@@ -49,7 +49,7 @@ def make_rows(task: Task, methods: dict[str, Scores], native: dict[str, float], 
                       task_spec_hash=task.spec_hash, kind=task.spec.kind, dataset="digits", dataset_hash="x",
                       source=source, target=target, method=method, method_name=name, method_params={},
                       method_source_hash=METHODS.get(name).source_hash if name != "native" else "",
-                      n_anchors=n, seed=seed, pairing="paired", anchor_ids_hash="x", status="ok", error=None,
+                      n_anchors=n, seed=seed, pairing="paired", decoder=task.decoder_identity, anchor_ids_hash="x", status="ok", error=None,
                       metrics={metric: value}, unavailable={}, fit_seconds=None if name == "native" else fit_seconds,
                       fit_cells=None if name == "native" else 1, transform_seconds=0.0, device="cpu", versions={},
                       git_commit="x", isolation="in-process")

@@ -18,7 +18,7 @@ def row(seed: int, value: float = 0.5, method: str = "ortho", task: str = "t") -
     """A complete row as the runner writes it."""
     return Result(schema_version=1, task=task, task_version=1, task_spec_hash="h", kind="classification", dataset="digits",
                   dataset_hash="d", source="a", target="b", method=method, method_name=method, method_params={},
-                  method_source_hash="s", n_anchors=8, seed=seed, pairing="paired", anchor_ids_hash="x", status="ok", error=None,
+                  method_source_hash="s", n_anchors=8, seed=seed, pairing="paired", decoder=None, anchor_ids_hash="x", status="ok", error=None,
                   metrics={"accuracy": value}, unavailable={}, fit_seconds=0.001, fit_cells=1, transform_seconds=0.0,
                   device="cpu", versions={}, git_commit="c", isolation="process")
 

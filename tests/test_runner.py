@@ -1,5 +1,6 @@
 """The runner end to end on a tiny digits task: scores, resume, failures, anchors, determinism."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -7,9 +8,11 @@ import torch
 
 from bench.anchors import sample_anchors
 from bench.datasets import load_dataset
+from bench.decoders import DECODERS
 from bench.method import METHODS, Method, MethodInfo
 from bench.results import ResultStore
 from bench.kinds.stitching import StitchingEvaluation, StitchingJob
+from bench.report.rows import is_current_factory
 from bench.runner import Summary, run_task
 from bench.task import load_task
 from support import SMALL_TASK
@@ -42,6 +45,24 @@ def test_scores_resume_and_determinism(task_file, tmp_path):
     run(task, tmp_path / "b")  # a fresh directory: the same numbers
     strip = lambda rs: sorted(json.dumps({**r.to_json(), "fit_seconds": 0, "transform_seconds": 0}, sort_keys=True) for r in rs)
     assert strip(ResultStore(tmp_path / "b").rows()) == strip(rows)
+
+
+def test_a_changed_decoder_makes_the_rows_it_scored_stale_and_they_run_again(task_file, tmp_path, monkeypatch):
+    """The decoder's identity is in every row's key: a new version is a new cell, and the old rows
+    stay stored but stop counting (never mixed with the new ones)."""
+    task = load_task(task_file)
+    run(task, tmp_path)
+    before = ResultStore(tmp_path).rows()
+    assert {r.decoder for r in before} == {'logistic v2 {"max_iter": 2000}'} == {task.decoder_identity}
+    monkeypatch.setitem(DECODERS._entries, "logistic", replace(DECODERS.get("logistic"), version=99))
+    assert task.decoder_identity == 'logistic v99 {"max_iter": 2000}'
+    assert not any(map(is_current_factory({task.name: task}), before))
+    again = run(task, tmp_path)
+    assert (again.run, again.skipped) == (len(task.plan()), 0)
+    after = ResultStore(tmp_path).rows()
+    current = [r for r in after if is_current_factory({task.name: task})(r)]
+    assert len(after) == 2 * len(before) and len(current) == len(before)
+    assert {r.decoder for r in current} == {task.decoder_identity}
 
 
 class Exploding(Method):

@@ -17,6 +17,7 @@ from torch import nn
 from bench.cache import cache_key
 from bench.datasets import Dataset, load_dataset
 from bench.encoders.base import ENCODERS, Encoder, cached_module, module_hash
+from bench.threads import one_thread
 
 TRAINING: dict[str, Any] = {"epochs": {"digits": 30, "default": 8}, "batch_size": 128, "lr": 2e-3, "split": "train"}
 
@@ -49,18 +50,19 @@ def train(dataset: Dataset, width: int, seed: int) -> Autoencoder:
     x = torch.from_numpy(dataset.x[dataset.split(TRAINING["split"])])  # (n, c, h, w)
     optimizer = torch.optim.Adam(network.parameters(), lr=TRAINING["lr"])
     shuffle = torch.Generator().manual_seed(seed)
-    for _ in range(TRAINING["epochs"].get(dataset.name, TRAINING["epochs"]["default"])):
-        for batch in torch.randperm(len(x), generator=shuffle).split(TRAINING["batch_size"]):
-            optimizer.zero_grad()
-            nn.functional.mse_loss(network(x[batch]), x[batch]).backward()
-            optimizer.step()
+    with one_thread():  # the same weights whatever the thread count (bench/threads.py)
+        for _ in range(TRAINING["epochs"].get(dataset.name, TRAINING["epochs"]["default"])):
+            for batch in torch.randperm(len(x), generator=shuffle).split(TRAINING["batch_size"]):
+                optimizer.zero_grad()
+                nn.functional.mse_loss(network(x[batch]), x[batch]).backward()
+                optimizer.step()
     return network.eval()
 
 
 class AutoencoderEncoder(Encoder):
     """A convolutional autoencoder trained by the harness; the latent is its bottleneck."""
 
-    code_version = "1"
+    code_version = "2"  # 2: trained on one thread
 
     def __init__(self, dataset: str, width: int, seed: int):
         self.dataset, self.width, self.seed = dataset, width, seed

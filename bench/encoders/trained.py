@@ -1,8 +1,9 @@
 """Encoders the harness trains itself: small MLP and CNN classifiers on an image data set.
 
-Deterministic given (data set, architecture, latent width, seed): the same weights on every
-run of the same machine type. Weights are cached under a key of the training configuration and
-the data set's content hash; the latent is the layer that feeds the classification head.
+Deterministic given (data set, architecture, latent width, seed): trained on one thread
+(bench/threads.py), the same weights on every run of the same machine type, whatever its cores.
+Weights are cached under a key of the training configuration and the data set's content hash;
+the latent is the layer that feeds the classification head.
 Different seeds of one architecture give the paper's cross-seed setting; MLP against CNN the
 cross-architecture one.
 """
@@ -18,6 +19,7 @@ from torch import nn
 from bench.cache import cache_key
 from bench.datasets import Dataset, load_dataset
 from bench.encoders.base import ENCODERS, Encoder, cached_module, module_hash
+from bench.threads import one_thread
 
 TRAINING = {"epochs": 40, "batch_size": 64, "lr": 1e-3, "split": "train"}  # digits: 1,257 images of 8x8
 # Larger data sets need fewer passes (a few minutes of CPU in all, cold); keys of the cache include these.
@@ -60,11 +62,12 @@ def train(dataset: Dataset, arch: str, width: int, seed: int, indices: np.ndarra
     y = torch.from_numpy(labels.astype(np.int64))  # (n,)
     optimizer = torch.optim.Adam(network.parameters(), lr=config["lr"])
     shuffle = torch.Generator().manual_seed(seed)
-    for _ in range(config["epochs"]):
-        for batch in torch.randperm(len(y), generator=shuffle).split(config["batch_size"]):
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(network(x[batch]), y[batch]).backward()
-            optimizer.step()
+    with one_thread():  # the same weights whatever the thread count (bench/threads.py)
+        for _ in range(config["epochs"]):
+            for batch in torch.randperm(len(y), generator=shuffle).split(config["batch_size"]):
+                optimizer.zero_grad()
+                nn.functional.cross_entropy(network(x[batch]), y[batch]).backward()
+                optimizer.step()
     return network.eval()
 
 
@@ -75,7 +78,7 @@ class TrainedClassifierEncoder(Encoder):
     the task-specific encoders of a merging task (bench/merging.py).
     """
 
-    code_version = "1"
+    code_version = "2"  # 2: trained on one thread
     dataset: str  # always one
 
     def __init__(self, dataset: str, arch: str, width: int, seed: int, indices: np.ndarray | None = None,

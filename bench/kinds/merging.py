@@ -126,6 +126,11 @@ class MergingKind:
                             f"use 'uniform' or 'stratified', not {spec.anchors.sampling!r}")
         return problems
 
+    def decoder_identity(self, spec: TaskSpec) -> str | None:
+        """The task's decoder, fitted on each merged space when a metric reads its predictions."""
+        needed = any(METRICS.get(name).compares == "labels" for name in spec.metrics)
+        return DECODERS.get(spec.decoder).identity if needed else None
+
     def data_problems(self, task: Task, dataset: Dataset) -> list[str]:
         spec, block, problems = task.spec, task.spec.block, []
         trained_on = training_config(dataset.name)["split"]
@@ -234,7 +239,7 @@ class MergingEvaluation:
     def scores(self, merged_fit: Tensor, merged_eval: Tensor) -> Scores:
         """The task's metrics on a merged space; a decoder is fitted on its fit split only if a metric needs it."""
         def predicted() -> Tensor:
-            decoder = DECODERS.get(self.task.spec.decoder)(merged_fit.cpu().numpy(), self.dataset.y[self.fit_idx])
+            decoder = DECODERS.get(self.task.spec.decoder).fit(merged_fit.cpu().numpy(), self.dataset.y[self.fit_idx])
             return decoder.predict_tensor(merged_eval)
 
         providers: dict[str, Callable[[], object]] = {"translated": lambda: merged_eval, "target": self.end_to_end_eval,

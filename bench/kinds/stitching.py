@@ -27,21 +27,18 @@ import numpy as np
 import pandas as pd
 import torch
 from pydantic import AfterValidator, Field, model_validator
-from sklearn.linear_model import LogisticRegression
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.pipeline import Pipeline
 
 from bench.anchors import GEOMETRIC, sample_anchors
 from bench.compare import max_difference, same_output
 from bench.datasets import Dataset
-from bench.decoders import DECODERS
+from bench.decoders import DECODERS, PROBES
 from bench.encoders import ENCODERS, embeddings
 from bench.encoders.autoencoders import AutoencoderEncoder
 from bench.executors import Job, Outcome, checked_output, failure, now
 from bench.grids import N_SHOWN, grid_path, save_grid
 from bench.method import METHODS, build_method, fits_in_batches
-from bench.metrics import score_all
+from bench.metrics import METRICS, score_all
 from bench.report.blocks import Block, Code, Inline
 from bench.results import Result
 from bench.task import KINDS, Cell, LimitSpec, Scores, Strict, Task, TaskSpec, closest, reference_cell, shuffled_pairs
@@ -121,6 +118,13 @@ class StitchingKind:
     def data_problems(self, task: Task, dataset: Dataset) -> list[str]:
         return []
 
+    def decoder_identity(self, spec: TaskSpec) -> str | None:
+        """The target's decoder when a metric reads its predictions, and the probes when one reads theirs."""
+        compared = {METRICS.get(name).compares for name in spec.metrics}
+        heads = [DECODERS.get(spec.decoder)] if compared & {"labels", "native"} else []
+        heads += [PROBES] if "probes" in compared else []
+        return " + ".join(head.identity for head in heads) or None
+
     def evaluation(self, task: Task, dataset: Dataset, device: torch.device, results_dir: Path) -> StitchingEvaluation:
         return StitchingEvaluation(task, dataset, device, results_dir if self.autoencoders else None)
 
@@ -161,7 +165,7 @@ class StitchingEvaluation:
     @functools.cache
     def decoder(self, target: str) -> Any:
         fit = self.embedding(target)[self.fit_idx].cpu().numpy()
-        return DECODERS.get(self.task.spec.decoder)(fit, self.dataset.y[self.fit_idx])
+        return DECODERS.get(self.task.spec.decoder).fit(fit, self.dataset.y[self.fit_idx])
 
     def predict(self, target: str, latents: torch.Tensor) -> torch.Tensor:  # (m, d) -> (m,)
         return self.decoder(target).predict_tensor(latents.detach().to(self.device))
@@ -185,8 +189,7 @@ class StitchingEvaluation:
     def probes(self, target: str) -> Pipeline:
         """One-vs-rest logistic probes, one per class, fitted on the target's own fit-split latents."""
         fit = self.embedding(target)[self.fit_idx].cpu().numpy()
-        return make_pipeline(StandardScaler(), OneVsRestClassifier(LogisticRegression(max_iter=2000))).fit(
-            fit, self.dataset.y[self.fit_idx])
+        return PROBES.fit_pipeline(fit, self.dataset.y[self.fit_idx])
 
     def probe_decisions(self, target: str, latents: torch.Tensor) -> torch.Tensor:  # (m, d) -> (m, classes) bool
         return torch.from_numpy(self.probes(target).decision_function(latents.detach().cpu().numpy()) > 0).to(

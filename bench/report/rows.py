@@ -1,5 +1,5 @@
-"""Which stored result rows count: a row is current when its task version/spec and its method's
-source match today's files; stale rows are counted, never mixed with current ones.
+"""Which stored result rows count: a row is current when its task version/spec, its decoder's
+identity and its method's source match today's; stale rows are counted, never mixed with current ones.
 
 The method's source hash comes from the plug-in registry of the task's kind (TaskKind.plugins:
 translation methods, mergers, ...). That is the one reason the report reads the plug-ins at all.
@@ -17,12 +17,13 @@ from bench.task import Task
 
 
 def is_current_factory(tasks: dict[str, Task]) -> Callable[[Result], bool]:
-    """A row is current when its task version/spec and its method's source match today's files."""
+    """A row is current when its task version/spec, its decoder and its method's source match today's."""
     source_hashes: dict[tuple[str, str], str] = {}
 
     def is_current(row: Result) -> bool:
         task = tasks.get(row.task)
-        if task is None or (row.task_version, row.task_spec_hash) != (task.spec.version, task.spec_hash):
+        if task is None or (row.task_version, row.task_spec_hash, row.decoder) != (
+                task.spec.version, task.spec_hash, task.decoder_identity):
             return False
         if row.method_name == NATIVE:
             return True

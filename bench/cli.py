@@ -15,6 +15,8 @@ import pandas as pd
 from pydantic import ValidationError
 
 from bench import cache
+from bench.causes import DEFAULT_OUTPUT as CAUSES_OUTPUT
+from bench.causes import write_causes
 from bench.datasets import DATASETS, DatasetUnavailable
 from bench.encoders import ENCODERS
 from bench.executors import EXECUTORS, SandboxUnavailable
@@ -92,6 +94,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     findings = Path(args.output).parent / "docs" / "findings.md"
     render_findings(Path(args.results), findings)
     print(f"wrote {args.output}, {findings}" + (f" and {args.html}" if args.html else ""))
+    return 0
+
+
+def cmd_causes(args: argparse.Namespace) -> int:
+    write_causes(Path(args.results), Path(args.output), progress=lambda task: print(f"measuring {task}", flush=True))
+    print(f"wrote {args.output} (`bench leaderboard` shows it in docs/findings.md)")
     return 0
 
 
@@ -230,6 +238,11 @@ def parser() -> argparse.ArgumentParser:
     board.add_argument("--html", nargs="?", const=str(REPO_ROOT / "leaderboard.html"), metavar="PATH",
                        help="also write the self-contained HTML page (default path: leaderboard.html)")
     board.set_defaults(func=cmd_leaderboard)
+
+    causes = commands.add_parser("causes", help="measure why findings disagree with the papers (docs/causes.json)")
+    causes.add_argument("--results", default=results_default)
+    causes.add_argument("--output", default=str(CAUSES_OUTPUT))
+    causes.set_defaults(func=cmd_causes)
 
     submit = commands.add_parser("submit",
                                  help="card check, conformance suite, default suite and report for one submission")

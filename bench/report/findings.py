@@ -2,20 +2,34 @@
 with the leaderboard (`bench leaderboard`), so it can never disagree with the stored numbers.
 
 Each claim is checked on every task where it applies, at the task's largest anchor count unless
-said otherwise; "agrees" is decided by the rule written next to the claim, not by hand.
+said otherwise; "agrees" is decided by the rule written next to the claim, not by hand. Under a
+claim with a disagreeing row, **Why** shows what `bench causes` measured (docs/causes.json) and the
+cause its figures name, or one line saying why there is nothing to show (no file, or one measured
+on other results than these).
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bench.datasets import load_dataset
+from bench.method import REPO_ROOT
 from bench.report.rows import current_rows
 from bench.report.stats import fmt, largest_count, native_value, summarise
 from bench.results import ResultStore
 from bench.task import Task, discover_tasks
+
+# docs/causes.json: the measured reasons behind the disagreements, written by `bench causes` (bench/causes.py),
+# read here as data: rendering the report measures nothing and imports neither bench.causes nor an encoder
+CAUSES = REPO_ROOT / "docs" / "causes.json"
+CAUSES_VERSION = 1  # bump when the file's layout changes: an older file is then reported, not misread
 
 
 def _value(summary: dict, method: str, n: int | None) -> tuple[float, float]:
@@ -46,11 +60,12 @@ def absolute_near_chance(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
     return lines
 
 
-def ortho_vs_linear(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
+def ortho_vs_linear(frame: pd.DataFrame, tasks: list[Task], causes: Causes | None = None) -> list[str]:
     lines = ["## 2. On classification, `ortho` matches or beats `linear` and `affine`",
              "Rule: ortho's mean is at least the others' mean minus the larger 95% half-width, at the largest "
              "anchor count and at the task's smallest count.", "",
              "| task | n | ortho | linear | affine | verdict |", "|---|---|---|---|---|---|"]
+    disagreeing: list[tuple[str, int]] = []
     for task in tasks:
         summary = summarise(frame, task, "accuracy")
         counts = sorted({n for m, n in summary if m == "ortho"})
@@ -59,7 +74,8 @@ def ortho_vs_linear(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
             slack = np.nanmax([ortho[1], linear[1], affine[1], 0])
             ok = ortho[0] >= max(linear[0], affine[0]) - slack
             lines.append(f"| {task.name} | {n} | {fmt(*ortho)} | {fmt(*linear)} | {fmt(*affine)} | {_verdict(ok)} |")
-    return lines
+            disagreeing += [] if ok else [(task.name, n)]
+    return lines + _why(causes, disagreeing, why_ortho)
 
 
 def saturation(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
@@ -114,28 +130,31 @@ def irp_vs_ortho(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
     return lines
 
 
-def irp_regulariser(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
+def irp_regulariser(frame: pd.DataFrame, tasks: list[Task], causes: Causes | None = None) -> list[str]:
     """The ablation tasks that run irp both ways: the regulariser chosen on the anchors, and plain."""
     lines = ["## 5b. irp's inversion: plain least squares against a regulariser chosen on the anchors",
              "The IRP paper inverts the relative projection by plain least squares (`irp-plain`, alpha = 0); "
              "`irp` chooses a ridge on its anchors by cross-validation. Rule: plain least squares within 0.05 "
              "accuracy of the cross-validated inversion, at every anchor count.", "",
              "| task | anchors | irp-plain | irp | verdict |", "|---|---|---|---|---|"]
+    disagreeing: list[tuple[str, int]] = []
     for task in tasks:
         summary = summarise(frame, task, "accuracy")
         for n in sorted({count for method, count in summary if method == "irp-plain"}):
             plain, chosen = _value(summary, "irp-plain", n), _value(summary, "irp", n)
-            lines.append(f"| {task.name} | {n} | {fmt(*plain)} | {fmt(*chosen)} | "
-                         f"{_verdict(plain[0] >= chosen[0] - 0.05)} |")
-    return lines
+            ok = plain[0] >= chosen[0] - 0.05
+            lines.append(f"| {task.name} | {n} | {fmt(*plain)} | {fmt(*chosen)} | {_verdict(ok)} |")
+            disagreeing += [] if ok else [(task.name, n)]
+    return lines + _why(causes, disagreeing, why_irp)
 
 
-def reconstruction_errors(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
+def reconstruction_errors(frame: pd.DataFrame, tasks: list[Task], causes: Causes | None = None) -> list[str]:
     lines = ["## 6. On reconstruction, the linear-family methods give close errors",
              "The semantic-alignment paper stitches pairs of autoencoders and finds affine, linear, l-ortho and ortho "
              "alike (reconstruction MSE 0.02 on MNIST). Rule: the largest pixel MSE of the four is at most 1.5x the "
              "smallest.", "",
              "| task | affine | linear | l-ortho | ortho | native | verdict |", "|---|---|---|---|---|---|---|"]
+    disagreeing: list[tuple[str, int]] = []
     for task in tasks:
         n = largest_count(frame, task)
         summary = summarise(frame, task, "pixel_mse")
@@ -145,10 +164,11 @@ def reconstruction_errors(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
         cells = " | ".join(fmt(*v, digits=4) for v in values)
         lines.append(f"| {task.name} (n={n}) | {cells} | "
                      f"{fmt(native_value(frame, task, 'pixel_mse'), np.nan, digits=4)} | {_verdict(ok)} |")
-    return lines
+        disagreeing += [(task.name, n)] if ok is False and n is not None else []
+    return lines + _why(causes, disagreeing, why_reconstruction)
 
 
-def merging_claims(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
+def merging_claims(frame: pd.DataFrame, tasks: list[Task], causes: Causes | None = None) -> list[str]:
     lines = ["## 7. Merging: relative aggregation (`rlsa`) against naive merging",
              "\"From Charts to Atlas\" reports (a) CKA above 0.7 between the RLSA space and the end-to-end space, "
              "(b) accuracy up to 33 points above naive merging, (c) higher class separability than both the "
@@ -158,6 +178,7 @@ def merging_claims(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
              "| task | partition | rlsa CKA (a) | rlsa / naive accuracy (b) | "
              "rlsa / naive / end-to-end separability (c) |",
              "|---|---|---|---|---|"]
+    disagreeing: list[tuple[str, str]] = []  # (task, partition) where (b) disagrees
     for task in tasks:
         n = largest_count(frame, task)
         for how in [partition for partition, _ in task.pairs()]:  # a merging task's cells: (partition, reference)
@@ -173,28 +194,312 @@ def merging_claims(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
             lines.append(f"| {task.name} | {how} | {fmt(*rlsa_cka)} {_verdict(a)} | "
                          f"{fmt(*rlsa_acc)} / {fmt(*naive_acc)} {_verdict(b)} "
                          f"| {fmt(*rlsa_sep)} / {fmt(*naive_sep)} / {e2e_sep:.3f} {_verdict(c)} |")
+            disagreeing += [] if b else [(task.name, how)]
+    return lines + _why(causes, disagreeing, why_merging)
+
+
+# ---------------------------------------------------------------------------------------------
+# Why: the measured causes of the disagreements (docs/causes.json, from bench/causes.py)
+
+# what each measured quantity is, and which way it hurts (+1: more of it is worse, -1: less of it is worse)
+QUANTITIES = {
+    "spectral_mismatch": ("spectral mismatch", "anisotropy that no rotation undoes", +1),
+    "outside_span": ("variance outside the anchors' span", "anchors below the dimension", +1),
+    "kappa": ("κ", "ill-conditioned anchors", +1),
+    "non_orthogonality": ("least squares' distance from a rotation", "a least-squares map far from a rotation", +1),
+    "map_agreement": ("agreement of l-ortho's map with ortho's", "l-ortho's map drifting from Procrustes'", -1),
+}
+MEASURED = "Measured on each cell's own anchors, standardised as the methods do; medians over pairs and seeds."
+DEFINED = {
+    "kappa": "κ: condition number of the source anchors' covariance, over the directions they span.",
+    "spectral_mismatch": "Spectral mismatch: ‖σ(X) − σ(Y)‖ / ‖Y‖ of the two spaces' anchors, a lower bound on any "
+                         "orthogonal map's relative error (Mirsky's inequality).",
+    "outside_span": "Variance outside the span: the share of the source's evaluation embeddings that the anchors do "
+                    "not span, which no fit on them has seen.",
+    "map_agreement": "Agreement: tr(P^T Q) / k between l-ortho's map P and ortho's Q, 1 for the same map.",
+    "loss": "Losses are relative to the better method's score.",
+}
+
+
+def _legend(*terms: str) -> str:
+    return " ".join([MEASURED, *(DEFINED[term] for term in terms)])
+
+
+class Causes:
+    """docs/causes.json as read for one rendering: its figures, or why there are none to show."""
+
+    def __init__(self, data: dict[str, Any] | None, problem: str | None = None):
+        self.data, self.problem = data, problem
+
+    @classmethod
+    def load(cls, path: Path, frame: pd.DataFrame) -> Causes:
+        if not path.exists():
+            return cls(None, f"`{path.name}` is missing (run `bench causes`)")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            return cls(None, f"`{path.name}` cannot be read ({error}; run `bench causes`)")
+        if not isinstance(data, dict) or data.get("version") != CAUSES_VERSION:
+            return cls(None, f"`{path.name}` has another layout than this report reads (run `bench causes`)")
+        if data.get("results") != results_fingerprint(frame, list(data.get("tasks", []))):
+            return cls(None, f"`{path.name}` was measured on other results than these (run `bench causes`)")
+        return cls(data)
+
+    def section(self, name: str) -> Any:
+        """A top-level entry of the file (a KeyError when it lacks one: reported as malformed by _why)."""
+        return (self.data or {})[name]
+
+    def find(self, section: str, **key: Any) -> dict[str, Any] | None:
+        """The record of a section (geometry, irp, merging, correlations) whose fields match `key`."""
+        return next((r for r in (self.data or {}).get(section, []) if all(r.get(k) == v for k, v in key.items())),
+                    None)
+
+
+def _why(causes: Causes | None, rows: list, explain: Callable[[Causes, list], list[str]]) -> list[str]:
+    """The Why paragraph under a claim that has disagreeing rows: the measured figures, or one line saying
+    why there are none (no causes file, an older one, one measured on other results, a malformed one)."""
+    if not rows or causes is None:
+        return []
+    if causes.data is not None:
+        try:
+            return ["", *explain(causes, rows)]
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            causes = Causes(None, f"`docs/causes.json` is malformed ({type(error).__name__}: {error}; "
+                                  "run `bench causes`)")
+    return ["", f"**Why**: not measured: {causes.problem}."]
+
+
+def _number(value: Any, spec: str = ".3f") -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def _loss(value: Any) -> str:  # a relative loss, as a signed percentage
+    return "–" if value is None else f"{100 * value:+.1f}%"
+
+
+def _rho(stats: dict[str, Any] | None) -> str:
+    if not stats or stats.get("rho") is None:
+        return "ρ not measurable"
+    return f"ρ = {stats['rho']:+.2f} (p = {stats['p']:.1g})"
+
+
+def _strongest(correlation: dict[str, Any] | None) -> tuple[str, dict[str, Any]] | None:
+    """The measured quantity whose rise (or, for an agreement, fall) goes with the loss most strongly,
+    among those with p < 0.05; None when none does."""
+    against = (correlation or {}).get("against", {})
+    candidates = [(QUANTITIES[q][2] * stats["rho"], q, stats) for q, stats in against.items()
+                  if stats.get("rho") is not None and stats["p"] < 0.05 and QUANTITIES[q][2] * stats["rho"] > 0]
+    if not candidates:
+        return None
+    _, quantity, stats = max(candidates, key=lambda c: c[0])
+    return quantity, stats
+
+
+def _ranked_against(correlation: dict[str, Any] | None) -> str:
+    """"κ ρ = +0.05 (p = 0.6), ..." for every quantity the loss was ranked against."""
+    against = (correlation or {}).get("against", {})
+    return "; ".join(f"{QUANTITIES[q][0]}: {_rho(stats)}" for q, stats in against.items())
+
+
+def _cells(correlation: dict[str, Any] | None) -> str:
+    if not correlation:
+        return "no cells"
+    cells = max((s.get("cells", 0) for s in correlation["against"].values()), default=0)
+    return f"{cells} cells of {len(correlation['tasks'])} tasks"
+
+
+def why_ortho(causes: Causes, rows: list[tuple[str, int]]) -> list[str]:
+    """Claim 2: per disagreeing row, the anchors' geometry and the cause its regime's correlation names."""
+    regimes = {regime: causes.find("correlations", ranked="ortho_behind_linear", regime=regime)
+               for regime in ("above", "below")}
+    lines = ["**Why**: ortho is held to an orthogonal map. " + _legend("kappa", "spectral_mismatch", "outside_span",
+                                                                       "loss"), "",
+             "| task | n | source widths | cells with n < width | variance outside the anchors' span "
+             "| spectral mismatch | κ | ortho's loss to linear | named cause |", "|---" * 9 + "|"]
+    for task, n in rows:
+        g = causes.find("geometry", task=task, n=n)
+        if g is None:
+            lines.append(f"| {task} | {n} | not measured | | | | | | |")
+            continue
+        regime = "below" if 2 * g["below_dim"] > g["cells"] else "above"
+        strongest = _strongest(regimes[regime])
+        cause = "none measured (no correlation with p < 0.05)" if strongest is None else QUANTITIES[strongest[0]][1]
+        lines.append(f"| {task} | {n} | {', '.join(map(str, g['dims']))} | {g['below_dim']} of {g['cells']} | "
+                     f"{_number(g['outside_span'])} | {_number(g['spectral_mismatch'])} | {_number(g['kappa'], '.1e')} "
+                     f"| {_loss(g['ortho_behind_linear'])} | {cause} |")
+    lines.append("")
+    for regime, where in (("above", "at or above the source width"), ("below", "below the source width")):
+        correlation = regimes[regime]
+        strongest = _strongest(correlation)
+        verdict = ("none of them goes with it (p < 0.05)" if strongest is None else
+                   f"it goes most with {QUANTITIES[strongest[0]][0]}: {QUANTITIES[strongest[0]][1]}")
+        lines.append(f"- With n {where} ({_cells(correlation)}), ortho's loss to linear, ranked (Spearman) against "
+                     f"{_ranked_against(correlation)}: {verdict}.")
     return lines
 
 
-def render_findings(results_dir: Path, out: Path) -> str:
-    tasks = {t.name: t for t in discover_tasks()}
-    frame, _ = current_rows(ResultStore(results_dir).rows(), tasks)
+def why_irp(causes: Causes, rows: list[tuple[str, int]]) -> list[str]:
+    """Claim 5b: what each inversion divides by, per anchor count, and the rank correlation with accuracy."""
+    lines = ["**Why**: irp inverts B, its centred target anchors with unit rows (dividing by B's singular "
+             "values), to undo the relative projection; what it amplifies is the disagreement between the source's "
+             "and the target's relative representations of a sample. κ: B's condition number over the directions "
+             "it spans, plain and under the ridge irp chooses on the anchors (the largest gain s / (s² + penalty) "
+             "against the best-spanned direction's). Medians over pairs and seeds.", "",
+             "| task | anchors | target width | rank of B | κ, plain | irp's alpha | κ under irp's ridge "
+             "| disagreement | irp-plain | irp |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for task, n in rows:
+        r = causes.find("irp", task=task, n=n)
+        if r is None:
+            lines.append(f"| {task} | {n} | not measured | | | | | | | |")
+            continue
+        lines.append(f"| {task} | {n} | {', '.join(map(str, r['dims']))} | {_number(r['rank'], '.0f')} | "
+                     f"{_number(r['kappa_plain'], '.1e')} | {_number(r['alpha_chosen'], 'g')} | "
+                     f"{_number(r['kappa_chosen'], '.1f')} | {_number(r['disagreement'], '.0%')} | "
+                     f"{_number(r['accuracy_plain'])} | {_number(r['accuracy_chosen'])} |")
+    lines.append("")
+    for task in dict.fromkeys(task for task, _ in rows):
+        measured = [r for r in causes.section("irp") if r["task"] == task and r["kappa_plain"] is not None]
+        if not measured:
+            continue
+        peak = max(measured, key=lambda r: r["kappa_plain"])
+        lowest = min(measured, key=lambda r: r["accuracy_plain"] if r["accuracy_plain"] is not None else math.inf)
+        widths = ", ".join(map(str, peak["dims"]))
+        threshold = (" = the target width: the interpolation threshold, where n anchors just determine the "
+                     "inversion" if peak["n"] in peak["dims"] else f" (target width {widths})")
+        lines.append(f"- {task}: plain κ peaks at n = {peak['n']}{threshold}; irp-plain scores lowest at n = "
+                     f"{lowest['n']} ({_number(lowest['accuracy_plain'])}).")
+    correlation = causes.section("irp_correlation")
+    lines.append(f"- Accuracy against the condition number each inversion effectively has, plain and ridge together: "
+                 f"Spearman {_rho(correlation)} over {correlation['cells']} fits: the more an inversion can amplify "
+                 f"the disagreement, the lower its accuracy.")
+    return lines
+
+
+def why_reconstruction(causes: Causes, rows: list[tuple[str, int]]) -> list[str]:
+    """Claim 6: the orthogonal methods' losses to affine, and l-ortho's collapse across tasks against κ."""
+    lines = ["**Why**: two of the four maps are orthogonal. " + _legend("kappa", "map_agreement", "spectral_mismatch",
+                                                                        "loss"), "",
+             "| task | n | κ | agreement of l-ortho's map with ortho's | spectral mismatch | ortho's loss to affine "
+             "| l-ortho's loss to ortho |", "|---|---|---|---|---|---|---|"]
+    for task, n in rows:
+        g = causes.find("geometry", task=task, n=n)
+        if g is None:
+            lines.append(f"| {task} | {n} | not measured | | | | |")
+            continue
+        lines.append(f"| {task} | {n} | {_number(g['kappa'], '.1e')} | {_number(g['map_agreement'], '.2f')} | "
+                     f"{_number(g['spectral_mismatch'])} | {_loss(g['ortho_behind_affine'])} | "
+                     f"{_loss(g['l_ortho_behind_ortho'])} |")
+    lines.append("")
+    l_ortho = causes.find("correlations", ranked="l_ortho_behind_ortho")
+    chain = causes.find("correlations", ranked="map_agreement")
+    against = (l_ortho or {}).get("against", {})
+    kappa, agreement = against.get("kappa"), against.get("map_agreement")
+    follows = bool(kappa and agreement and kappa.get("rho") is not None and agreement.get("rho") is not None
+                   and kappa["rho"] > 0 > agreement["rho"] and max(kappa["p"], agreement["p"]) < 0.05)
+    lines.append(f"- l-ortho is the polar factor of the least-squares map, which divides by the anchors' covariance. "
+                 f"Across the stitching tasks at their largest anchor count ({_cells(l_ortho)}), l-ortho's loss to "
+                 f"ortho against κ: {_rho(kappa)}; against the agreement of its map with ortho's: {_rho(agreement)}; "
+                 f"that agreement against κ: {_rho((chain or {}).get('against', {}).get('kappa'))}"
+                 + (". The worse conditioned the anchors, the further least squares' polar factor drifts from "
+                    "Procrustes' and the more l-ortho loses: it collapses where the anchors are ill-conditioned."
+                    if follows else ": these do not single out ill-conditioned anchors (that needs ρ > 0 for κ and "
+                    "ρ < 0 for the agreement, both with p < 0.05)."))
+    largest: dict[str, dict[str, Any]] = {}
+    for g in causes.section("geometry"):
+        if g["task"] in (l_ortho or {}).get("tasks", []) and g["n"] >= largest.get(g["task"], {"n": -1})["n"]:
+            largest[g["task"]] = g
+    by_kappa = sorted(largest.values(), key=lambda g: -(g["kappa"] or 0))
+    lines.append("- By task, at its largest anchor count, median κ and l-ortho's loss to ortho: "
+                 + "; ".join(f"{g['task']} {_number(g['kappa'], '.1e')}, {_loss(g['l_ortho_behind_ortho'])}"
+                             for g in by_kappa) + ".")
+    ortho = causes.find("correlations", ranked="ortho_behind_affine")
+    strongest = _strongest(ortho)
+    lines.append(f"- ortho's loss to affine on the reconstruction cells ({_cells(ortho)}), ranked against "
+                 f"{_ranked_against(ortho)}: "
+                 + ("none of them goes with it (p < 0.05)." if strongest is None else
+                    f"it goes most with {QUANTITIES[strongest[0]][0]}: {QUANTITIES[strongest[0]][1]}."))
+    return lines
+
+
+def why_merging(causes: Causes, rows: list[tuple[str, str]]) -> list[str]:
+    """Claim 7b: what each step from the concatenated parts to rlsa costs in accuracy."""
+    lines = ["**Why**: the task's head is fitted on each merged space, so a merger loses only what its space "
+             "no longer holds, or holds in a basis the head fits less well. rlsa's space is the unit-normalised "
+             "parts' concatenation times the stacked unit anchors (a linear image: the same information when its "
+             "rank is the parts' total width); the unit-normalised concatenation is scored here as a merger's output "
+             "is. Accuracy at the largest anchor count; coordinate cosine: the mean cosine between a sample's "
+             "centred embeddings in two parts (about 0: unrelated coordinates, the paper's premise for naive "
+             "merging's failure).", "",
+             "| task | partition | concat | naive | unit-normalised concat | rlsa | rank of rlsa's image / width "
+             "| coordinate cosine |", "|---|---|---|---|---|---|---|---|"]
+    measured = []
+    for task, partition in rows:
+        r = causes.find("mergers", task=task, partition=partition)
+        if r is None:
+            lines.append(f"| {task} | {partition} | not measured | | | | | |")
+            continue
+        measured.append(r)
+        lines.append(f"| {task} | {partition} | {_number(r['concat'])} | {_number(r['naive'])} | "
+                     f"{_number(r['unit_concat'])} | {_number(r['rlsa'])} | {r['rank']} / {r['width']} | "
+                     f"{_number(r['coordinate_cosine'], '.2f')} |")
+    if measured:
+        steps = {"averaging the parts (concat to naive)": [r["concat"] - r["naive"] for r in measured],
+                 "normalising rows (concat to unit-normalised concat)": [r["concat"] - r["unit_concat"]
+                                                                        for r in measured],
+                 "rlsa's basis (unit-normalised concat to rlsa)": [r["unit_concat"] - r["rlsa"] for r in measured]}
+        means = {step: float(np.mean(losses)) for step, losses in steps.items()}
+        same = all(r["rank"] == r["width"] for r in measured)
+        lines += ["", "- Mean accuracy each step loses over these partitions: "
+                  + "; ".join(f"{step} {loss:+.3f}" for step, loss in means.items())
+                  + f". The largest: {max(means, key=lambda step: means[step])}."
+                  + (" rlsa's image has full rank in every partition: it holds the same information as the "
+                     "unit-normalised concatenation, in another basis." if same else
+                     " rlsa's image has lower rank than the parts' total width in some partition: it drops "
+                     "information.")]
+    return lines
+
+
+def results_fingerprint(frame: pd.DataFrame, tasks: list[str]) -> str:
+    """A hash of the stored scores of these tasks' current cells: docs/causes.json records the one it
+    was measured against, so a causes file older than the results is reported, never shown as current."""
+    columns = ["task", "source", "target", "method", "n_anchors", "seed"]
+    rows = frame[frame.task.isin(tasks)] if not frame.empty else frame
+    metrics = sorted(c for c in rows.columns if c in ("m:accuracy", "m:pixel_mse"))
+    table = rows[columns + metrics].sort_values(columns) if not rows.empty else pd.DataFrame()
+    return hashlib.sha256(table.to_csv(index=False, float_format="%.9g").encode()).hexdigest()[:16]
+
+
+def claim_tasks(frame: pd.DataFrame, tasks: dict[str, Task]) -> dict[str, list[Task]]:
+    """The scored tasks each group of claims is checked on (bench.causes measures the same ones)."""
     scored = [t for t in tasks.values() if not frame.empty and (frame.task == t.name).any()]
     # the papers' claims, on the tasks that measure them: stitched accuracy (classification tasks), pixel
     # errors (reconstruction tasks), and tasks whose plug-ins are not ranked with the methods (merging)
     classification = [t for t in scored if t.kind.ranked and "accuracy" in t.spec.metrics]
-    # ablation tasks (methods listed with parameters or labels) test one choice, not the papers' claims
-    ablations = [t for t in classification if any(m.params.get("preprocessing") for m in t.methods)]
-    main = [t for t in classification if not any(m.params or m.label for m in t.methods)]
-    reconstruction = [t for t in scored if "pixel_mse" in t.spec.metrics]
-    merging = [t for t in scored if not t.kind.ranked]
-    irp_ablations = [t for t in classification if any(m.name == "irp" and m.params for m in t.methods)]
-    sections = [absolute_near_chance(frame, main), ortho_vs_linear(frame, main), saturation(frame, main),
-                normalisation(frame, ablations), irp_vs_ortho(frame, main), irp_regulariser(frame, irp_ablations),
-                reconstruction_errors(frame, reconstruction), merging_claims(frame, merging)]
+    return {
+        "main": [t for t in classification if not any(m.params or m.label for m in t.methods)],
+        # ablation tasks (methods listed with parameters or labels) test one choice, not the papers' claims
+        "ablations": [t for t in classification if any(m.params.get("preprocessing") for m in t.methods)],
+        "irp_ablations": [t for t in classification if any(m.name == "irp" and m.params for m in t.methods)],
+        "pixels": [t for t in scored if "pixel_mse" in t.spec.metrics],
+        "unranked": [t for t in scored if not t.kind.ranked],  # merging: plug-ins not ranked with the methods
+    }
+
+
+def render_findings(results_dir: Path, out: Path, causes: Path = CAUSES) -> str:
+    tasks = {t.name: t for t in discover_tasks()}
+    frame, _ = current_rows(ResultStore(results_dir).rows(), tasks)
+    groups = claim_tasks(frame, tasks)
+    main, why = groups["main"], Causes.load(causes, frame)
+    sections = [absolute_near_chance(frame, main), ortho_vs_linear(frame, main, why), saturation(frame, main),
+                normalisation(frame, groups["ablations"]), irp_vs_ortho(frame, main),
+                irp_regulariser(frame, groups["irp_ablations"], why),
+                reconstruction_errors(frame, groups["pixels"], why),
+                merging_claims(frame, groups["unranked"], why)]
     lines = ["# Findings: the papers' claims against our results", "",
              "Generated by `bench leaderboard` from `results/`; do not edit by hand. Accuracy is stitched "
-             "classification accuracy, mean ± 95% interval over anchor seeds (of the mean over encoder pairs).", ""]
+             "classification accuracy, mean ± 95% interval over anchor seeds (of the mean over encoder pairs). "
+             "Under a claim our numbers disagree with, **Why** gives what `bench causes` measured "
+             "(`docs/causes.json`: from the cached embeddings and each task's own anchors).", ""]
     for section in sections:
         lines += section + [""]
     text = "\n".join(lines).rstrip() + "\n"

@@ -2,10 +2,15 @@
 
     theta = [R; b] = argmin ||A theta - Yp||_F^2     A = [Xp, 1]: the last column fits the bias
 
-solver="closed_form" solves it exactly by least squares. solver="gradient_descent" is the paper's
-form: full-batch Adam on the MSE for `steps` steps from a seeded nn.Linear-style initialisation,
-with the defaults of the authors' latentis code (300 steps, lr 1e-3), which stop short of the
-optimum: that is the method the paper reports.
+solver="closed_form" solves it exactly by least squares, in float64 on anchors standardised in
+float64. When the fit is ill-determined (fewer anchors than dimensions, duplicated anchors) the
+canonical answer is the minimum-norm one, pinv(A) Yp, with the singular values of A below
+rank_tolerance (100 eps of the input's dtype: 1.2e-5 of the largest for float32) counted as
+zero, so that rounding (thread count, anchor order) cannot pick another.
+
+solver="gradient_descent" is the paper's form: full-batch Adam on the MSE for `steps` steps from a
+seeded nn.Linear-style initialisation, with the defaults of the authors' latentis code (300 steps,
+lr 1e-3), which stop short of the optimum: that is the method the paper reports.
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import math
 import torch
 
 from bench.method import Method, register_method
-from bench.preprocessing import Preprocessing
+from bench.preprocessing import Preprocessing, rank_tolerance
 
 SOLVERS = ("closed_form", "gradient_descent")
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
@@ -42,9 +47,13 @@ class Affine(Method):
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
         self.prep_ = Preprocessing(self.preprocessing, self.zero_pad).fit(X, Y)
-        Xp, Yp = self.prep_.encode_x(X), self.prep_.encode_y(Y)  # (n, p), (n, q)
-        A = torch.cat([Xp, torch.ones_like(Xp[:, :1])], dim=1)  # (n, p + 1)
-        theta = _least_squares(A, Yp) if self.solver == "closed_form" else self._adam(A, Yp)
+        if self.solver == "closed_form":
+            Xp, Yp = self.prep_.encode_x(X.cpu().double()), self.prep_.encode_y(Y.cpu().double())  # (n, p), (n, q)
+            A = torch.cat([Xp, torch.ones_like(Xp[:, :1])], dim=1)  # (n, p + 1)
+            theta = _least_squares(A, Yp, rank_tolerance(X.dtype)).to(device=X.device, dtype=X.dtype)
+        else:
+            Xp, Yp = self.prep_.encode_x(X), self.prep_.encode_y(Y)  # (n, p), (n, q)
+            theta = self._adam(torch.cat([Xp, torch.ones_like(Xp[:, :1])], dim=1), Yp)
         self.weight_, self.bias_ = theta[:-1], theta[-1]  # (p, q), (q,)
         return self
 
@@ -71,8 +80,7 @@ class Affine(Method):
         return theta
 
 
-def _least_squares(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:  # (n, p), (n, q) -> (p, q)
-    # float64 on the CPU with gelsd: minimum-norm and safe for rank-deficient A (padded zero
-    # columns, fewer anchors than dimensions), which CUDA's only driver, gels, is not
-    solution = torch.linalg.lstsq(A.cpu().double(), B.cpu().double(), driver="gelsd").solution
-    return solution.to(device=A.device, dtype=A.dtype)
+def _least_squares(A: torch.Tensor, B: torch.Tensor, rcond: float) -> torch.Tensor:  # (n, p), (n, q) -> (p, q)
+    # float64 on the CPU with gelsd: minimum-norm (pinv(A, rcond) @ B) and safe for rank-deficient A
+    # (padded zero columns, fewer anchors than dimensions), which CUDA's only driver, gels, is not
+    return torch.linalg.lstsq(A, B, rcond=rcond, driver="gelsd").solution

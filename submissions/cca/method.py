@@ -28,13 +28,21 @@ n_components: k, default None = min(dx, dy, n - 1) (with n anchors, at most n - 
 directions exist). reg: ridge added to both covariances, in units of the standardised variance
 (1 per feature); it keeps the whitening finite when n <= d, where unregularised CCA finds
 spurious perfect correlations.
+
+Canonical answer: the fit runs in float64 on anchors standardised in float64. A component whose
+canonical correlation is zero (at or below rank_tolerance, 100 eps of the input's dtype: 1.2e-5
+of the largest for float32) has no defined direction: with duplicated or too few anchors its
+singular vectors are any completion of the others, picked by rounding. Its weights are set to
+zero (it adds nothing to the map, and its correlation is reported as 0). Every other pair of
+singular vectors gets a fixed sign, the largest entry of U[:, j] positive (sklearn's svd_flip);
+the map does not depend on it, the reported weights do.
 """
 from __future__ import annotations
 
 import torch
 
 from bench.method import Method, register_method
-from bench.preprocessing import Preprocessing
+from bench.preprocessing import Preprocessing, rank_tolerance
 
 
 @register_method("cca")
@@ -51,16 +59,20 @@ class CCA(Method):
         if not 1 <= k <= min(dx, dy):
             raise ValueError(f"n_components must be in [1, min(dx, dy) = {min(dx, dy)}], got {self.n_components!r}")
         self.prep_ = Preprocessing("standard", zero_pad=False).fit(X, Y)
-        Xs = self.prep_.encode_x(X).detach().cpu().double()  # (n, dx), float64 on the CPU
-        Ys = self.prep_.encode_y(Y).detach().cpu().double()  # (n, dy)
+        Xs = self.prep_.encode_x(X.detach().cpu().double())  # (n, dx), float64 on the CPU
+        Ys = self.prep_.encode_y(Y.detach().cpu().double())  # (n, dy)
         Cxx = Xs.T @ Xs / n + self.reg * torch.eye(dx, dtype=Xs.dtype)  # (dx, dx)
         Cyy = Ys.T @ Ys / n + self.reg * torch.eye(dy, dtype=Ys.dtype)  # (dy, dy)
         Cxy = Xs.T @ Ys / n  # (dx, dy)
         Kx, Ky = _inv_sqrt(Cxx), _inv_sqrt(Cyy)  # (dx, dx), (dy, dy)
         U, rho, Vh = torch.linalg.svd(Kx @ Cxy @ Ky, full_matrices=False)  # (dx, r), (r,), (r, dy)
-        Wx, Wy = Kx @ U[:, :k], Ky @ Vh[:k].T  # (dx, k), (dy, k)
-        D = torch.linalg.lstsq(Ys @ Wy, Ys, driver="gelsd").solution  # (k, dy)
-        self.correlations_ = rho[:k].clone()  # (k,) canonical correlations (of the regularised problem)
+        U, rho, V = U[:, :k], rho[:k], Vh[:k].T  # (dx, k), (k,), (dy, k)
+        defined = rho > rank_tolerance(X.dtype) * rho[0]  # (k,) components of nonzero correlation
+        signs = torch.sign(U.gather(0, U.abs().argmax(dim=0, keepdim=True))[0]) * defined  # (k,) +1, -1 or 0
+        U, V, rho = U * signs, V * signs, rho * defined
+        Wx, Wy = Kx @ U, Ky @ V  # (dx, k), (dy, k)
+        D = torch.linalg.lstsq(Ys @ Wy, Ys, rcond=rank_tolerance(X.dtype), driver="gelsd").solution  # (k, dy)
+        self.correlations_ = rho.clone()  # (k,) canonical correlations (of the regularised problem)
         self.x_weights_ = Wx.to(device=X.device, dtype=X.dtype)  # (dx, k)
         self.y_weights_ = Wy.to(device=X.device, dtype=X.dtype)  # (dy, k)
         self.map_ = (Wx @ D).to(device=X.device, dtype=X.dtype)  # (dx, dy) projection then read-out

@@ -41,6 +41,13 @@ The grid spans the paper's plain least squares (0) to a strong ridge (10) in ste
 it was set before any benchmark score was seen, and names no task. All alphas of a fold come from
 one SVD of its target anchors: with unit(Bc) = U S V^T, z = r U diag(s / (s^2 + p)) V^T.
 
+Canonical answer: the solve runs in float64, and singular values of unit(Bc) at or below
+rank_tolerance (100 eps of the input's dtype: 1.2e-5 of the largest for float32) count as zero in
+the cross-validation and in plain least squares (alpha = 0; a penalty makes the solution unique
+anyway). With n <= dy anchors unit(Bc) has rank n - 1 (centring) and its last singular value is
+rounding noise: alpha = 0 then inverts only the directions the anchors span, the minimum-norm
+solution, whatever the rounding.
+
 The whole chain before the final normalisation is linear, so fit folds it into one (dx, dy)
 matrix and transform is two matrix products per row: rows are translated independently.
 """
@@ -49,6 +56,7 @@ from __future__ import annotations
 import torch
 
 from bench.method import Method, register_method
+from bench.preprocessing import rank_tolerance
 
 _EPS = 1e-12  # a centred vector shorter than this has no direction: it is left at zero
 
@@ -63,11 +71,12 @@ class InverseRelativeProjection(Method):
 
     def fit(self, X: torch.Tensor, Y: torch.Tensor) -> "InverseRelativeProjection":  # (n, dx), (n, dy)
         Xd, Yd = X.detach().cpu().double(), Y.detach().cpu().double()  # float64 for the solve
+        rtol = rank_tolerance(X.dtype)  # singular values of the (n, dy) target anchors below it are zero
         if self.alpha is None:
             alphas = torch.as_tensor([float(a) for a in self.alphas], dtype=torch.float64)  # (k,)
             if alphas.numel() == 0 or bool((alphas < 0).any()) or int(self.n_folds) < 2:
                 raise ValueError(f"alphas must be numbers >= 0 and n_folds >= 2, got {self.alphas!r}, {self.n_folds!r}")
-            self.cv_cosines_ = _cv_cosines(Xd, Yd, alphas, int(self.n_folds))  # (k,), NaN when n < 2
+            self.cv_cosines_ = _cv_cosines(Xd, Yd, alphas, int(self.n_folds), rtol)  # (k,), NaN when n < 2
             if torch.isnan(self.cv_cosines_).all():
                 self.alpha_ = float(alphas.max())
             else:  # the largest alpha among the maximisers: flip so argmax's first hit is the largest
@@ -85,7 +94,7 @@ class InverseRelativeProjection(Method):
         n, dy = B.shape
         penalty = self.alpha_ * n / dy  # alpha times the mean eigenvalue of B^T B (trace n over dy)
         if penalty == 0:
-            P = torch.linalg.pinv(B.T)  # minimum-norm least squares
+            P = torch.linalg.pinv(B.T, rtol=rtol)  # minimum-norm least squares
         elif n < dy:  # P = B (B^T B + penalty I)^-1 = (B B^T + penalty I)^-1 B: solve the smaller system
             P = torch.linalg.solve(B @ B.T + penalty * torch.eye(n, dtype=B.dtype), B)
         else:
@@ -104,7 +113,7 @@ class InverseRelativeProjection(Method):
         return self.scale_ * _unit_rows(Z) + self.y_mean_.to(X)
 
 
-def _cv_cosines(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor, n_folds: int) -> torch.Tensor:
+def _cv_cosines(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor, n_folds: int, rtol: float) -> torch.Tensor:
     """(k,) mean over held-out anchors of the cosine between the translated and the true centred
     target direction, per alpha; NaN when fewer than two anchors leave nothing to hold out."""
     n = X.shape[0]
@@ -119,7 +128,7 @@ def _cv_cosines(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor, n_folds:
         A, B = _unit_rows(X[train] - x_mean), _unit_rows(Y[train] - y_mean)  # (t, dx), (t, dy)
         R = _unit_rows(X[start:stop] - x_mean) @ A.T  # (h, t) held-out relative representations
         U, S, Vh = torch.linalg.svd(B, full_matrices=False)  # B = U diag(S) Vh
-        kept = S > _EPS * S.max()  # directions B spans: alpha = 0 is then its pseudo-inverse
+        kept = S > rtol * S.max()  # directions B spans: alpha = 0 is then its pseudo-inverse
         penalties = alphas * B.shape[0] / B.shape[1]  # (k,)
         gains = torch.where(kept, S / (S**2 + penalties[:, None]), torch.zeros_like(S))  # (k, r)
         Z = ((R @ U)[None] * gains[:, None, :]) @ Vh  # (k, h, dy) inverted onto the target

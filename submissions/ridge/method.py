@@ -15,15 +15,19 @@ KFold(n_folds) (contiguous, unshuffled folds: the anchors are already a random s
 choice is deterministic); a tie goes to the larger alpha (the simpler map). The chosen alpha is
 refitted on all anchors. With fewer than two anchors nothing can be held out: the largest alpha
 is used.
+
+Canonical answer: everything runs in float64, on anchors standardised in float64, and singular
+values of a centred fold at or below rank_tolerance (100 eps of the input's dtype: 1.2e-5 of the
+largest for float32) count as zero: with fewer anchors than dimensions, or duplicated ones, the
+directions they do not span get a zero weight however the rounding goes (for alpha = 0 this is
+the minimum-norm solution).
 """
 from __future__ import annotations
 
 import torch
 
 from bench.method import Method, register_method
-from bench.preprocessing import Preprocessing
-
-_EPS = 1e-12  # singular values below this (relative to the largest) count as zero
+from bench.preprocessing import Preprocessing, rank_tolerance
 
 
 @register_method("ridge")
@@ -45,9 +49,10 @@ class Ridge(Method):
         if int(self.n_folds) < 2:
             raise ValueError(f"n_folds must be >= 2, got {self.n_folds!r}")
         self.prep_ = Preprocessing(self.preprocessing, zero_pad=False).fit(X, Y)
-        Xp = self.prep_.encode_x(X).detach().cpu().double()  # (n, dx), float64 on the CPU
-        Yp = self.prep_.encode_y(Y).detach().cpu().double()  # (n, dy)
-        self.cv_errors_ = _cv_errors(Xp, Yp, alphas, int(self.n_folds))  # (k,), NaN when n < 2
+        Xp = self.prep_.encode_x(X.detach().cpu().double())  # (n, dx), float64 on the CPU
+        Yp = self.prep_.encode_y(Y.detach().cpu().double())  # (n, dy)
+        rtol = rank_tolerance(X.dtype)  # singular values of the anchors below it are zero
+        self.cv_errors_ = _cv_errors(Xp, Yp, alphas, int(self.n_folds), rtol)  # (k,), NaN when n < 2
         if torch.isnan(self.cv_errors_).all():
             best = int(torch.argmax(alphas))
         else:
@@ -55,7 +60,7 @@ class Ridge(Method):
             order = torch.argsort(alphas, descending=True, stable=True)
             best = int(order[torch.argmin(self.cv_errors_[order])])
         self.alpha_ = float(alphas[best])
-        weight, bias = _ridge_path(Xp, Yp, alphas[best : best + 1])
+        weight, bias = _ridge_path(Xp, Yp, alphas[best : best + 1], rtol)
         self.weight_ = weight[0].to(device=X.device, dtype=X.dtype)  # (dx, dy)
         self.bias_ = bias[0].to(device=X.device, dtype=X.dtype)  # (dy,)
         return self
@@ -65,12 +70,13 @@ class Ridge(Method):
         return self.prep_.decode_y(self.prep_.encode_x(X) @ self.weight_.to(X) + self.bias_.to(X))
 
 
-def _ridge_path(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _ridge_path(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor,
+                rtol: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Ridge with an unpenalised bias for every alpha: (n, p), (n, q), (k,) -> (k, p, q), (k, q)."""
     x_mean, y_mean = X.mean(dim=0), Y.mean(dim=0)  # (p,), (q,)
     U, s, Vh = torch.linalg.svd(X - x_mean, full_matrices=False)  # (n, r), (r,), (r, p)
     UtY = U.T @ (Y - y_mean)  # (r, q)
-    keep = s > _EPS * s.max().clamp_min(_EPS)  # directions the data actually span
+    keep = s > rtol * s.max()  # directions the data actually span
     denom = s[None, :] ** 2 + alphas[:, None]  # (k, r)
     factor = torch.where(keep[None, :], s[None, :] / torch.where(keep[None, :], denom, 1.0), 0.0)  # (k, r)
     weight = torch.einsum("rp,kr,rq->kpq", Vh, factor, UtY)  # (k, p, q)
@@ -78,7 +84,7 @@ def _ridge_path(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor) -> tuple
     return weight, bias
 
 
-def _cv_errors(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor, n_folds: int) -> torch.Tensor:
+def _cv_errors(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor, n_folds: int, rtol: float) -> torch.Tensor:
     """Mean over k contiguous folds of the held-out MSE, for every alpha: -> (len(alphas),)."""
     n = X.shape[0]
     folds = min(n_folds, n)
@@ -91,7 +97,7 @@ def _cv_errors(X: torch.Tensor, Y: torch.Tensor, alphas: torch.Tensor, n_folds: 
         held = torch.zeros(n, dtype=torch.bool)
         held[start : start + size] = True
         start += size
-        weight, bias = _ridge_path(X[~held], Y[~held], alphas)  # (k, p, q), (k, q)
+        weight, bias = _ridge_path(X[~held], Y[~held], alphas, rtol)  # (k, p, q), (k, q)
         prediction = torch.einsum("mp,kpq->kmq", X[held], weight) + bias[:, None, :]  # (k, m, q)
         errors.append(((prediction - Y[held]) ** 2).mean(dim=(1, 2)))  # (k,)
     return torch.stack(errors).mean(dim=0)

@@ -46,6 +46,7 @@ $(STAMP): pyproject.toml Makefile
 
 bench: setup
 	$(BIN)/bench run --nulls
+	$(BIN)/bench causes
 	$(BIN)/bench leaderboard --html
 
 # The default suite again from an empty cache, on one torch thread, against results/ (bench/reproduce.py)

@@ -39,7 +39,7 @@ from bench.datasets import Dataset, load_dataset
 from bench.encoders import embeddings
 from bench.method import build_method
 from bench.metrics import METRICS
-from bench.preprocessing import Preprocessing
+from bench.preprocessing import Preprocessing, rank_tolerance
 from bench.report.findings import CAUSES, CAUSES_VERSION, claim_tasks, results_fingerprint
 from bench.report.rows import current_rows
 from bench.results import ResultStore
@@ -54,9 +54,11 @@ CLAIM_METRIC = "accuracy"  # what claim 7b compares on a merging task (its main 
 # the measurements: pure numpy, each tested against an independent reference (tests/test_causes.py)
 
 
-def _tolerance(singular_values: np.ndarray, shape: tuple[int, ...]) -> float:
-    # numpy's matrix_rank and torch's pinv rule: below max(shape) * eps * the largest, a singular value is zero
-    return float(singular_values.max(initial=0.0)) * max(shape) * np.finfo(np.float64).eps
+def _tolerance(singular_values: np.ndarray) -> float:
+    # the methods' own cut (bench.preprocessing.rank_tolerance): at or below 100 float32 eps of the
+    # largest, a singular value of float32 embeddings is not a direction, so the span measured here
+    # is the span the methods fit on
+    return float(singular_values.max(initial=0.0)) * rank_tolerance(torch.float32)
 
 
 def span_condition(A: np.ndarray) -> tuple[float, int]:
@@ -65,7 +67,7 @@ def span_condition(A: np.ndarray) -> tuple[float, int]:
 
     The covariance A^T A / n has the square of this condition number."""
     s = np.linalg.svd(A, compute_uv=False)  # (min(n, d),)
-    kept = s[s > _tolerance(s, A.shape)]
+    kept = s[s > _tolerance(s)]
     return (float(kept.max() / kept.min()) if kept.size else math.nan), int(kept.size)
 
 
@@ -87,7 +89,7 @@ def non_orthogonality(R: np.ndarray) -> float:
     scaled orthogonal map, near 1 when a few directions dominate. With s the singular values,
     R - c U V^T = U (diag(s) - c I) V^T, minimised at c = mean(s): sqrt(1 - sum(s)^2 / (k sum(s^2)))."""
     s = np.linalg.svd(R, compute_uv=False)
-    s = s[s > _tolerance(s, R.shape)]
+    s = s[s > _tolerance(s)]
     if not s.size:
         return math.nan
     return math.sqrt(max(0.0, 1 - s.sum() ** 2 / (s.size * (s**2).sum())))
@@ -103,7 +105,7 @@ def outside_span(anchors: np.ndarray, X: np.ndarray) -> float:
     """Share of X's squared norm outside the span of the anchors' rows: what a map fitted on those
     anchors never saw. (n, d) anchors, (m, d) points -> [0, 1]."""
     _, s, Vt = np.linalg.svd(anchors, full_matrices=False)  # (k,), (k, d)
-    V = Vt[s > _tolerance(s, anchors.shape)].T  # (d, r) orthonormal basis of the anchors' row span
+    V = Vt[s > _tolerance(s)].T  # (d, r) orthonormal basis of the anchors' row span
     outside = X - (X @ V) @ V.T  # (m, d)
     return float((outside**2).sum() / max((X**2).sum(), np.finfo(np.float64).tiny))
 
@@ -227,7 +229,7 @@ def irp_cells(task: Task, frame: pd.DataFrame, results_dir: Path) -> list[dict[s
         Xa, Ya = X[anchors], Y[anchors]
         A, B = unit_rows(Xa - Xa.mean(axis=0)), unit_rows(Ya - Ya.mean(axis=0))  # (n, dx), (n, dy): irp's fit
         s = np.linalg.svd(B, compute_uv=False)  # irp-plain inverts B^T with pinv: it divides by these
-        s = s[s > _tolerance(s, B.shape)]
+        s = s[s > _tolerance(s)]
         n, dy = B.shape
         # the ridge irp chooses by cross-validation on these anchors (its own fit, not a copy of it)
         fitted = build_method(chosen.name, dict(chosen.params), seed=cell.seed).fit(torch.from_numpy(Xa),

@@ -251,3 +251,18 @@ def test_ortho_fit_many_routes_each_cell_as_its_fit_would():
         assert relative_difference(method.map_, alone.map_) < SAME
     ranks = [int((torch.linalg.svdvals(m.map_) > 0.5).sum()) for m in fitted]  # singular values 1 or 0
     assert ranks == [32, 15, 15]  # orthogonal (32 orthonormal rows), then partial isometries of rank n - 1
+
+
+def test_cca_falls_back_to_gesvd_when_gesdd_does_not_converge(monkeypatch):
+    """gesdd failed once on one thread (a Fashion-MNIST null); the fallback gives the same fit."""
+    g = torch.Generator().manual_seed(0)
+    X, Y = torch.randn(80, 12, generator=g), torch.randn(80, 9, generator=g)
+    X[:, :9] += Y
+    cca = get_method("cca").cls
+    expected = cca().fit(X, Y).transform(X)
+
+    def not_converging(*args: object, **kwargs: object) -> None:
+        raise torch.linalg.LinAlgError("linalg.svd: The algorithm failed to converge (error code: 1).")
+
+    monkeypatch.setattr(torch.linalg, "svd", not_converging)
+    torch.testing.assert_close(cca().fit(X, Y).transform(X), expected, rtol=1e-5, atol=1e-6)

@@ -170,11 +170,14 @@ def test_affine_rejects_an_unknown_solver_in_fit():
 
 @pytest.mark.parametrize(("dx", "dy"), [(4, 4), (6, 3), (3, 6)])
 def test_l_ortho_map_is_orthogonal(dx, dy):
+    """Orthogonal on the directions both padded spaces span: the narrower space's rows (or columns)
+    are orthonormal; the zero-padded ones carry nothing and map to, or come from, zero."""
     X, Y = pair(30, dx, dy)
     R = build("l-ortho").fit(X, Y).map_
-    d = max(dx, dy)
+    d, k = max(dx, dy), min(dx, dy)
     assert R.shape == (d, d)
-    close(R.T @ R, np.eye(d), tol=1e-10)
+    spanned = R[:dx] @ R[:dx].T if dx <= dy else R[:, :dy].T @ R[:, :dy]  # (k, k)
+    close(spanned, np.eye(k), tol=1e-10)
 
 
 def test_l_ortho_is_the_polar_factor_of_the_least_squares_map():

@@ -39,6 +39,7 @@ the map does not depend on it, the reported weights do.
 """
 from __future__ import annotations
 
+import scipy.linalg
 import torch
 
 from bench.method import Method, register_method
@@ -65,7 +66,7 @@ class CCA(Method):
         Cyy = Ys.T @ Ys / n + self.reg * torch.eye(dy, dtype=Ys.dtype)  # (dy, dy)
         Cxy = Xs.T @ Ys / n  # (dx, dy)
         Kx, Ky = _inv_sqrt(Cxx), _inv_sqrt(Cyy)  # (dx, dx), (dy, dy)
-        U, rho, Vh = torch.linalg.svd(Kx @ Cxy @ Ky, full_matrices=False)  # (dx, r), (r,), (r, dy)
+        U, rho, Vh = svd(Kx @ Cxy @ Ky)  # (dx, r), (r,), (r, dy)
         U, rho, V = U[:, :k], rho[:k], Vh[:k].T  # (dx, k), (k,), (dy, k)
         defined = rho > rank_tolerance(X.dtype) * rho[0]  # (k,) components of nonzero correlation
         signs = torch.sign(U.gather(0, U.abs().argmax(dim=0, keepdim=True))[0]) * defined  # (k,) +1, -1 or 0
@@ -88,3 +89,14 @@ def _inv_sqrt(C: torch.Tensor) -> torch.Tensor:  # (d, d) symmetric PSD -> C^{-1
     keep = values > 1e-12 * values.max().clamp_min(1e-300)
     inv = torch.where(keep, values.clamp_min(1e-300).rsqrt(), torch.zeros_like(values))
     return (vectors * inv) @ vectors.T
+
+
+def svd(M: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # (p, q) float64 CPU
+    """The reduced SVD by LAPACK's divide and conquer (gesdd) or, when that fails to converge, by
+    QR iteration (gesvd), slower but convergent where gesdd is not: gesdd failed once on one thread
+    (a null's shuffled anchors, Fashion-MNIST, 1,024 anchors of width 1,280) and not on two."""
+    try:
+        return torch.linalg.svd(M, full_matrices=False)  # (p, r), (r,), (r, q)
+    except torch.linalg.LinAlgError:
+        U, s, Vh = scipy.linalg.svd(M.numpy(), full_matrices=False, lapack_driver="gesvd")
+        return torch.from_numpy(U), torch.from_numpy(s), torch.from_numpy(Vh)

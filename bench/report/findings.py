@@ -308,6 +308,14 @@ def _cells(correlation: dict[str, Any] | None) -> str:
     return f"{cells} cells of {len(correlation['tasks'])} tasks"
 
 
+def _table_row(key: tuple[object, ...], measured: dict[str, Any] | None, cells: Callable[[dict[str, Any]], list[str]],
+               width: int) -> str:
+    """A Why table's row of `width` columns: its key, then the measured cells, or "not measured" and blanks."""
+    if measured is None:
+        return f"| {' | '.join(map(str, key))} | not measured |" + " |" * (width - len(key) - 1)
+    return f"| {' | '.join([*map(str, key), *cells(measured)])} |"
+
+
 def why_ortho(causes: Causes, rows: list[tuple[str, int]]) -> list[str]:
     """Claim 2: per disagreeing row, the anchors' geometry and the cause its regime's correlation names."""
     regimes = {regime: causes.find("correlations", ranked="ortho_behind_linear", regime=regime)
@@ -316,17 +324,15 @@ def why_ortho(causes: Causes, rows: list[tuple[str, int]]) -> list[str]:
                                                                        "loss"), "",
              "| task | n | source widths | cells with n < width | variance outside the anchors' span "
              "| spectral mismatch | κ | ortho's loss to linear | named cause |", "|---" * 9 + "|"]
-    for task, n in rows:
-        g = causes.find("geometry", task=task, n=n)
-        if g is None:
-            lines.append(f"| {task} | {n} | not measured | | | | | | |")
-            continue
+
+    def cells(g: dict[str, Any]) -> list[str]:
         regime = "below" if 2 * g["below_dim"] > g["cells"] else "above"
         strongest = _strongest(regimes[regime])
         cause = "none measured (no correlation with p < 0.05)" if strongest is None else QUANTITIES[strongest[0]][1]
-        lines.append(f"| {task} | {n} | {', '.join(map(str, g['dims']))} | {g['below_dim']} of {g['cells']} | "
-                     f"{_number(g['outside_span'])} | {_number(g['spectral_mismatch'])} | {_number(g['kappa'], '.1e')} "
-                     f"| {_loss(g['ortho_behind_linear'])} | {cause} |")
+        return [", ".join(map(str, g["dims"])), f"{g['below_dim']} of {g['cells']}", _number(g["outside_span"]),
+                _number(g["spectral_mismatch"]), _number(g["kappa"], ".1e"), _loss(g["ortho_behind_linear"]), cause]
+
+    lines += [_table_row((task, n), causes.find("geometry", task=task, n=n), cells, 9) for task, n in rows]
     lines.append("")
     for regime, where in (("above", "at or above the source width"), ("below", "below the source width")):
         correlation = regimes[regime]
@@ -347,15 +353,10 @@ def why_irp(causes: Causes, rows: list[tuple[str, int]]) -> list[str]:
              "against the best-spanned direction's). Medians over pairs and seeds.", "",
              "| task | anchors | target width | rank of B | κ, plain | irp's alpha | κ under irp's ridge "
              "| disagreement | irp-plain | irp |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for task, n in rows:
-        r = causes.find("irp", task=task, n=n)
-        if r is None:
-            lines.append(f"| {task} | {n} | not measured | | | | | | | |")
-            continue
-        lines.append(f"| {task} | {n} | {', '.join(map(str, r['dims']))} | {_number(r['rank'], '.0f')} | "
-                     f"{_number(r['kappa_plain'], '.1e')} | {_number(r['alpha_chosen'], 'g')} | "
-                     f"{_number(r['kappa_chosen'], '.1f')} | {_number(r['disagreement'], '.0%')} | "
-                     f"{_number(r['accuracy_plain'])} | {_number(r['accuracy_chosen'])} |")
+    lines += [_table_row((task, n), causes.find("irp", task=task, n=n), lambda r: [
+        ", ".join(map(str, r["dims"])), _number(r["rank"], ".0f"), _number(r["kappa_plain"], ".1e"),
+        _number(r["alpha_chosen"], "g"), _number(r["kappa_chosen"], ".1f"), _number(r["disagreement"], ".0%"),
+        _number(r["accuracy_plain"]), _number(r["accuracy_chosen"])], 10) for task, n in rows]
     lines.append("")
     for task in dict.fromkeys(task for task, _ in rows):
         measured = [r for r in causes.section("irp") if r["task"] == task and r["kappa_plain"] is not None]
@@ -381,14 +382,9 @@ def why_reconstruction(causes: Causes, rows: list[tuple[str, int]]) -> list[str]
                                                                         "loss"), "",
              "| task | n | κ | agreement of l-ortho's map with ortho's | spectral mismatch | ortho's loss to affine "
              "| l-ortho's loss to ortho |", "|---|---|---|---|---|---|---|"]
-    for task, n in rows:
-        g = causes.find("geometry", task=task, n=n)
-        if g is None:
-            lines.append(f"| {task} | {n} | not measured | | | | |")
-            continue
-        lines.append(f"| {task} | {n} | {_number(g['kappa'], '.1e')} | {_number(g['map_agreement'], '.2f')} | "
-                     f"{_number(g['spectral_mismatch'])} | {_loss(g['ortho_behind_affine'])} | "
-                     f"{_loss(g['l_ortho_behind_ortho'])} |")
+    lines += [_table_row((task, n), causes.find("geometry", task=task, n=n), lambda g: [
+        _number(g["kappa"], ".1e"), _number(g["map_agreement"], ".2f"), _number(g["spectral_mismatch"]),
+        _loss(g["ortho_behind_affine"]), _loss(g["l_ortho_behind_ortho"])], 7) for task, n in rows]
     lines.append("")
     l_ortho = causes.find("correlations", ranked="l_ortho_behind_ortho")
     chain = causes.find("correlations", ranked="map_agreement")
@@ -432,16 +428,11 @@ def why_merging(causes: Causes, rows: list[tuple[str, str]]) -> list[str]:
              "merging's failure).", "",
              "| task | partition | concat | naive | unit-normalised concat | rlsa | rank of rlsa's image / width "
              "| coordinate cosine |", "|---|---|---|---|---|---|---|---|"]
-    measured = []
-    for task, partition in rows:
-        r = causes.find("mergers", task=task, partition=partition)
-        if r is None:
-            lines.append(f"| {task} | {partition} | not measured | | | | | |")
-            continue
-        measured.append(r)
-        lines.append(f"| {task} | {partition} | {_number(r['concat'])} | {_number(r['naive'])} | "
-                     f"{_number(r['unit_concat'])} | {_number(r['rlsa'])} | {r['rank']} / {r['width']} | "
-                     f"{_number(r['coordinate_cosine'], '.2f')} |")
+    found = [causes.find("mergers", task=task, partition=partition) for task, partition in rows]
+    lines += [_table_row(key, r, lambda r: [
+        _number(r["concat"]), _number(r["naive"]), _number(r["unit_concat"]), _number(r["rlsa"]),
+        f"{r['rank']} / {r['width']}", _number(r["coordinate_cosine"], ".2f")], 8) for key, r in zip(rows, found)]
+    measured = [r for r in found if r is not None]
     if measured:
         steps = {"averaging the parts (concat to naive)": [r["concat"] - r["naive"] for r in measured],
                  "normalising rows (concat to unit-normalised concat)": [r["concat"] - r["unit_concat"]

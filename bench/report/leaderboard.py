@@ -93,8 +93,8 @@ def build(frame: pd.DataFrame, tasks: list[Task], stale: int, failed: Counter, p
     `nulls`: the current rows of null cells (current_rows(..., pairing="shuffled"))."""
     blocks: list[Block] = [Heading(1, "Leaderboard"), Para([INTRO])]
     if stale:
-        blocks.append(Para([f"{stale} stored results are stale (older task version or spec, or changed method source) "
-                            "and are not shown; rerun `bench run` to refresh them."]))
+        blocks.append(Para([f"{stale} stored results are stale (older task version or spec, changed decoder or method "
+                            "source) and are not shown; rerun `bench run` to refresh them."]))
     if failed:
         parts: list[Inline] = ["Failed cells (not scored; retried by the next `bench run`, `--nulls` for a null): "]
         for i, (method, n) in enumerate(sorted(failed.items())):

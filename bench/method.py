@@ -6,9 +6,17 @@ A method follows scikit-learn's estimator rules with torch tensors inside:
     method.fit(X_anchors, Y_anchors)           # (n, dx), (n, dy) paired anchors -> returns self
     Y_hat = method.transform(X)                # (m, dx) -> (m, dy), same device and dtype as X
     fitted = method.fit_many(Xs, Ys)           # k anchor sets -> k fitted clones (optional override)
+    method.fit_unpaired(X, Y, known=k)         # (n, dx), (n', dy), only the first k rows paired (optional)
 
 Fitted state lives in attributes ending in "_". A method never sees labels, decoders or the
 target's evaluation embeddings: the runner hands it the anchors and the source embeddings only.
+
+Correspondence protocols (a task's `anchors.pairing`, bench/task.py): every method fits `paired`
+anchors with fit, and `noisy` ones too (a fraction of the pairs mismatched, which the method is not
+told). A method that can also learn from anchors without a full correspondence declares it in
+`pairings` and implements fit_unpaired: `partial` (k known pairs, then unpaired rows from each
+side) and `unpaired` (no pair known, k = 0). The runner gives a method only the protocols it
+declares, so a paired method never silently scores noise on unpaired anchors.
 """
 from __future__ import annotations
 
@@ -23,7 +31,7 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from sklearn.base import BaseEstimator, clone
@@ -34,6 +42,8 @@ from bench.registry import Registry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENTRY_POINT_GROUP = "bench.methods"
+# what a method may declare in `pairings`: "paired" (fit; noisy anchors too), and the protocols fit_unpaired serves
+PAIRINGS = ("paired", "partial", "unpaired")
 
 
 class Method(BaseEstimator):
@@ -64,8 +74,17 @@ class Method(BaseEstimator):
     sklearn.exceptions.NotFittedError: Scaled.transform called before fit
     """
 
+    pairings: ClassVar[frozenset[str]] = frozenset({"paired"})  # the protocols it fits (PAIRINGS)
+
     def fit(self, X: torch.Tensor, Y: torch.Tensor) -> Method:  # (n, dx), (n, dy)
         raise NotImplementedError
+
+    def fit_unpaired(self, X: torch.Tensor, Y: torch.Tensor, known: int = 0) -> Method:  # (n, dx), (n', dy)
+        """Learn from the two spaces' samples when not every row has a known partner: rows i < known
+        of X and Y are pairs (the same sample), the other rows of each side are samples of their own,
+        in no particular order and with no partner given (known = 0: the `unpaired` protocol). Only
+        called on a method whose `pairings` declare `partial` (known > 0) or `unpaired`; returns self."""
+        raise NotImplementedError(f"{type(self).__name__} declares no unpaired protocol (pairings)")
 
     def transform(self, X: torch.Tensor) -> torch.Tensor:  # (m, dx) -> (m, dy)
         raise NotImplementedError

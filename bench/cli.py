@@ -157,8 +157,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
         check_against_data(task)
         print(f"{path}: ok ({task.name} v{task.spec.version}, spec {task.spec_hash}, "
               f"{len(task.pairs())} pairs x {len(task.methods)} methods x {len(task.spec.anchors.counts)} counts "
-              f"x {len(task.spec.anchors.seeds)} seeds)")
+              f"x {len(task.spec.anchors.seeds)} seeds{protocols(task)}: {len(task.plan())} cells)")
     return 0
+
+
+def protocols(task: Task) -> str:
+    """', protocols paired, noisy:0.1, ...' for a task with more than paired anchors (bench.pairing)."""
+    labels = [pairing.label for pairing in task.spec.anchors.pairing.protocols()]
+    return f", protocols {', '.join(labels)} where a method declares them" if labels != ["paired"] else ""
 
 
 def cmd_list(args: argparse.Namespace) -> int:

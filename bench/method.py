@@ -296,6 +296,15 @@ def takes_seed(cls: type) -> bool:
     return "seed" in inspect.signature(cls.__init__).parameters  # type: ignore[misc]  # the class's own __init__
 
 
+def declared_pairings(cls: type) -> list[str]:
+    """The protocols of PAIRINGS the class declares in `pairings` (a malformed declaration declares
+    none but paired: bench check's pairings rule reports it)."""
+    declared = getattr(cls, "pairings", None)
+    if not isinstance(declared, (frozenset, set, tuple, list)):
+        return ["paired"]
+    return [pairing for pairing in PAIRINGS if pairing == "paired" or pairing in declared]
+
+
 def fits_in_batches(cls: type) -> bool:
     """Whether the runner should hand cls several cells in one fit_many call: only when cls has its
     own fit_many, written for its own fit (a subclass that changes fit but inherits a parent's

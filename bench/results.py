@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
+from bench.pairing import Pairing
+
 SCHEMA_VERSION = 1
 
 
@@ -52,7 +54,7 @@ class Result:
     method_source_hash: str
     n_anchors: int
     seed: int
-    pairing: str  # PAIRINGS: "paired", or "shuffled" for the cell's null (its anchor pairs permuted)
+    pairing: str  # bench.pairing.Pairing.label: "paired", "shuffled" (the cell's null), "noisy:0.25", "partial:32", ...
     decoder: str | None  # what scored it on the target (TaskKind.decoder_identity), or None where nothing is fitted
     anchor_ids_hash: str | None
     status: str  # STATUSES
@@ -90,9 +92,6 @@ KEY_FIELDS = ("task", "task_version", "task_spec_hash", "source", "target", "met
               "method_source_hash", "n_anchors", "seed")  # and the pairing and decoder, when set (cell_key)
 STATUSES = ("ok", "failed")
 ISOLATIONS = ("sandbox", "process", "in-process")
-# "shuffled": a null, the same anchors with their pairs permuted (bench.task.Task.plan): what the
-# method scores without a real correspondence
-PAIRINGS = ("paired", "shuffled")
 
 _NONE = type(None)
 
@@ -193,8 +192,10 @@ def row_problem(row: Any) -> str | None:
         return f"results row unavailable['{bad}'] is {_json_type(row['unavailable'][bad])}; expected a string"
     if row.get("isolation", "in-process") not in ISOLATIONS:
         return f"results row isolation {row['isolation']!r} is not one of {', '.join(ISOLATIONS)}"
-    if row.get("pairing", "paired") not in PAIRINGS:
-        return f"results row pairing {row['pairing']!r} is not one of {', '.join(PAIRINGS)}"
+    try:
+        Pairing.parse(row.get("pairing", "paired"))
+    except ValueError as error:
+        return f"results row {error}"
     return None
 
 

@@ -119,8 +119,8 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
             bar.update()
             if row.status != "ok":
                 summary.failed += 1
-                null = " (null)" if cell.pairing != "paired" else ""
-                summary.failures.append(f"{task.name} {cell.source}->{cell.target} {cell.method.display}{null} "
+                pairing = f" ({cell.pairing})" if cell.pairing != "paired" else ""
+                summary.failures.append(f"{task.name} {cell.source}->{cell.target} {cell.method.display}{pairing} "
                                         f"n={cell.n_anchors} seed={cell.seed}: {row.error}")
             buffer.append(row)
         if time.monotonic() - flushed >= FLUSH_SECONDS:

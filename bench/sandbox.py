@@ -75,7 +75,7 @@ BENCH_ROOT = Path(__file__).resolve().parent.parent  # the folder holding the be
 
 def stand_in(described: Described) -> type:
     """A class that stands in, in the runner, for a plug-in that only ever runs in a worker: it has
-    the real one's parameters (names, defaults, types), seed and batching, and nothing else."""
+    the real one's parameters (names, defaults, types), seed, batching and pairings, and nothing else."""
     parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     for p in described.params:
         default = p["default"] if p.get("has_default", True) else inspect.Parameter.empty
@@ -95,6 +95,7 @@ def stand_in(described: Described) -> type:
                                  "__qualname__": f"StandIn[{described.name}]"}
     if described.batches:
         namespace["fit_many"] = _never
+    namespace["pairings"] = frozenset(described.pairings)  # what Task.plan gives it
     return type(f"StandIn[{described.name}]", (FAMILIES[described.family].base,), namespace)
 
 

@@ -9,6 +9,8 @@
     decoder: logistic                 # classification: fitted on each target's own fit-split embeddings
                                       # (reconstruction uses the target autoencoder's decoder; similarity none)
     anchors: {counts: [64, 256], seeds: [0, 1, 2], sampling: uniform}
+                                      # + pairing: {noisy: [0.1, 0.5]} or {partial: [32], unpaired: true, paired: false}
+                                      #   (bench/pairing.py; omitted: paired only)
     methods: [ortho, {name: linear, params: {preprocessing: none}}]   # omitted: every registered method
     metrics: [accuracy, mse]          # the first is the task's main metric
     limits: {time_s: 600, memory_mb: 8192}   # per cell; optional
@@ -44,13 +46,24 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Union
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
+from bench.anchors import GEOMETRIC
 from bench.compare import FLOOR, NATIVE
 from bench.datasets import DATASETS, Dataset, DatasetUnavailable, load_dataset
 from bench.decoders import DECODERS
 from bench.method import REPO_ROOT
 from bench.metrics import METRICS
+from bench.pairing import NULL, Pairing
 from bench.registry import Registry
 from bench.results import Result
 
@@ -92,18 +105,52 @@ class DatasetSpec(Strict):
     eval_split: str = "test"
 
 
+def _unique(values: list[Any]) -> list[Any]:
+    if len(set(values)) != len(values):
+        raise ValueError("values must be unique")
+    return values
+
+
+class PairingSpec(Strict):
+    """The correspondence protocols of a task's cells (bench/pairing.py): each one listed adds its
+    cells for every method that declares it (bench.method.Method.pairings)."""
+    paired: bool = True  # every pair known (a noisy sweep's p = 0)
+    noisy: list[Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]] = Field(default_factory=list)  # fractions p
+    partial: list[Annotated[int, Field(ge=1, le=MAX_ANCHORS)]] = Field(default_factory=list)  # known pairs k
+    unpaired: bool = False
+
+    _unique = field_validator("noisy", "partial")(_unique)
+
+    @model_validator(mode="after")
+    def some_protocol(self) -> PairingSpec:
+        if not self.protocols():
+            raise ValueError("no protocol: give paired: true, noisy, partial or unpaired: true")
+        return self
+
+    def protocols(self) -> list[Pairing]:
+        return ([Pairing("paired")] * self.paired + [Pairing("noisy", p) for p in self.noisy]
+                + [Pairing("partial", k) for k in self.partial] + [Pairing("unpaired")] * self.unpaired)
+
+
 class AnchorSpec(Strict):
     # bounds per value, so that an error names its index; counts are also held to the fit split (check_against_data)
     counts: list[Annotated[int, Field(ge=1, le=MAX_ANCHORS)]] = Field(min_length=1)
     seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] = Field(min_length=1)
     sampling: Literal["uniform", "stratified", "kmeans", "farthest"] = "uniform"
+    pairing: PairingSpec = PairingSpec()
 
-    @field_validator("counts", "seeds")
-    @classmethod
-    def unique(cls, values: list[int]) -> list[int]:
-        if len(set(values)) != len(values):
-            raise ValueError("values must be unique")
-        return values
+    _unique = field_validator("counts", "seeds")(_unique)
+
+    @model_validator(mode="after")
+    def protocols_fit(self) -> AnchorSpec:
+        if any(k >= n for k in self.pairing.partial for n in self.counts):
+            raise ValueError(f"pairing.partial: known pairs {self.pairing.partial} must each be fewer than every "
+                             f"anchor count {self.counts} (k = n is the paired protocol)")
+        unmatched = self.pairing.partial or self.pairing.unpaired
+        if unmatched and self.sampling in GEOMETRIC:
+            raise ValueError(f"pairing: partial and unpaired anchors are drawn at random, not by {self.sampling!r} "
+                             f"sampling (it picks each side's points from the source's own geometry)")
+        return self
 
 
 def _one_finite_value(value: Any) -> Any:
@@ -178,15 +225,11 @@ class Cell:
     method: MethodSpec
     n_anchors: int
     seed: int
-    pairing: str = "paired"  # "shuffled": the null, its anchor pairs permuted (bench.results.PAIRINGS)
+    pairing: str = "paired"  # its correspondence protocol's label (bench.pairing.Pairing.label); "shuffled": a null
 
-
-def shuffled_pairs(n: int, seed: int) -> np.ndarray:
-    """(n,) the permutation of a null cell's target anchors: a derangement when n > 1, so that no
-    anchor keeps its partner, and seeded so that the null is reproducible."""
-    rng = np.random.default_rng([seed, 0x5EED])  # its own stream, apart from the anchors' sampling
-    order = rng.permutation(n)
-    return np.roll(order, 1)[np.argsort(order)] if n > 1 else order
+    @property
+    def protocol(self) -> Pairing:
+        return Pairing.parse(self.pairing)
 
 
 def reference_cell(target: str) -> Cell:
@@ -214,12 +257,12 @@ class Evaluation(Protocol):
         ...
 
     def job(self, cells: list[Cell], limits: LimitSpec) -> Job:
-        """What the plug-in may see for these cells (one group of batches); a null cell's target
-        anchors come in the permutation shuffled_pairs gives."""
+        """What the plug-in may see for these cells (one group of batches): each side's anchors as the
+        cell's correspondence protocol gives them (bench.pairing)."""
         ...
 
     def anchors(self, cell: Cell) -> np.ndarray:
-        """The anchor samples of a cell (indices into the data set), recorded in its row by their hash."""
+        """The source's anchor samples of a cell (indices into the data set), recorded in its row by their hash."""
         ...
 
     def score(self, cell: Cell, output: torch.Tensor) -> Scores:
@@ -360,12 +403,18 @@ class Task:
         methods = [m for m in self.methods
                    if method_filter is None or m.name in method_filter or m.display in method_filter]
         anchors = self.spec.anchors
-        cells = [Cell(s, t, m, n, seed) for (s, t) in self.pairs() for m in methods for n in anchors.counts
-                 for seed in anchors.seeds]
-        if nulls and self.kind.nulls and max(anchors.counts) > 1:  # one anchor has no pair to shuffle
-            cells += [Cell(s, t, m, max(anchors.counts), seed, "shuffled") for (s, t) in self.pairs()
+        cells = [Cell(s, t, m, n, seed, pairing.label) for (s, t) in self.pairs() for m in methods
+                 for pairing in anchors.pairing.protocols() if self.fits(m, pairing)
+                 for n in anchors.counts for seed in anchors.seeds]
+        if nulls and self.kind.nulls and anchors.pairing.paired and max(anchors.counts) > 1:  # one anchor: no null
+            cells += [Cell(s, t, m, max(anchors.counts), seed, NULL) for (s, t) in self.pairs()
                       for m in methods if m.name != FLOOR for seed in anchors.seeds]
         return cells
+
+    def fits(self, method: MethodSpec, pairing: Pairing) -> bool:
+        """Whether the plug-in declares the protocol (bench.method.Method.pairings; every one fits paired
+        anchors): a cell it cannot fit is not planned, rather than scored on anchors it misreads."""
+        return pairing.needs in getattr(self.kind.plugins.get(method.name).cls, "pairings", {"paired"})
 
 
 def tasks_dir() -> Path:
@@ -392,6 +441,8 @@ def closest(name: str, known: list[str]) -> str:
 def spec_hash(spec: TaskSpec) -> str:
     """Hash of everything that changes scores (not the description or suite membership)."""
     data = spec.model_dump(mode="json", exclude={"description", "default_suite", "limits"})
+    if spec.anchors.pairing == PairingSpec():  # paired only: the hash of every task written before protocols
+        del data["anchors"]["pairing"]
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -659,10 +710,13 @@ def check_against_data(task: Task) -> None:
     if not problems:
         problems += _overlap(task, dataset)
     if not problems:
-        pool = len(dataset.split(task.spec.dataset.fit_split))
-        problems += [f"anchors.counts[{i}]: {n} anchors, but the fit split {task.spec.dataset.fit_split!r} "
-                     f"has only {pool} samples"
-                     for i, n in enumerate(task.spec.anchors.counts) if n > pool]
+        pool, anchors = len(dataset.split(task.spec.dataset.fit_split)), task.spec.anchors
+        for i, n in enumerate(anchors.counts):
+            widest = max(anchors.pairing.protocols(), key=lambda pairing: pairing.drawn(n))
+            if widest.drawn(n) > pool:
+                drawn = f" ({widest.drawn(n)} distinct samples as {widest.label})" if widest.drawn(n) > n else ""
+                problems.append(f"anchors.counts[{i}]: {n} anchors{drawn}, but the fit split "
+                                f"{task.spec.dataset.fit_split!r} has only {pool} samples")
     if not problems:
         problems += task.kind.data_problems(task, dataset)
     if problems:

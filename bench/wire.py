@@ -26,6 +26,7 @@ import torch
 from bench.checks import CheckResult
 from bench.executors import Job, Outcome
 from bench.families import FAMILIES
+from bench.method import PAIRINGS
 
 READY = b"latent-bench worker ready\n"
 NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")  # what register_method accepts
@@ -259,6 +260,7 @@ class Described:
     params: list[dict[str, Any]]
     takes_seed: bool
     batches: bool
+    pairings: tuple[str, ...] = ("paired",)  # bench.method.declared_pairings
 
     @classmethod
     def broken(cls, name: str, error: str, family: str = "method") -> Described:
@@ -292,9 +294,13 @@ def _described(plugin: Any) -> Described:
     if (not isinstance(plugin.get("params"), list)
             or not all(isinstance(plugin.get(k), bool) for k in ("takes_seed", "batches"))):
         raise ProtocolError("a plug-in without parameters or flags")
+    pairings = plugin.get("pairings")
+    if not (isinstance(pairings, list) and "paired" in pairings and set(pairings) <= set(PAIRINGS)):
+        raise ProtocolError("a plug-in whose pairings are not protocols of bench.method.PAIRINGS")
     error = plugin.get("error")
     return Described(plugin["family"], plugin["name"], None if error is None else str(error)[:2000],
-                     [_parameter(p) for p in plugin["params"]], plugin["takes_seed"], plugin["batches"])
+                     [_parameter(p) for p in plugin["params"]], plugin["takes_seed"], plugin["batches"],
+                     tuple(p for p in PAIRINGS if p in pairings))
 
 
 SCALARS = (bool, int, float, str, type(None))

@@ -37,6 +37,7 @@ from bench.executors import Job
 from bench.families import FAMILIES
 from bench.method import (
     SubmissionError,
+    declared_pairings,
     fits_in_batches,
     load_submission,
     register_folder,
@@ -114,13 +115,14 @@ def _describe(folder: Path) -> list[dict[str, Any]]:
         load_submission(folder)  # imports its modules once; they register into whichever family they belong to
     except SubmissionError as error:
         return [{"family": "method", "name": folder.name, "error": str(error), "params": [], "takes_seed": False,
-                 "batches": False}]
+                 "batches": False, "pairings": ["paired"]}]
     plugins = []
     for family in FAMILIES.values():
         for name in load_submission(folder, family.registry):
             cls = family.registry.get(name).cls
             plugins.append({"family": family.name, "name": name, "error": None, "params": wire.describe_parameters(cls),
-                            "takes_seed": takes_seed(cls), "batches": fits_in_batches(cls)})
+                            "takes_seed": takes_seed(cls), "batches": fits_in_batches(cls),
+                            "pairings": declared_pairings(cls)})
     return plugins
 
 

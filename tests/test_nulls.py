@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from bench.pairing import shuffled_pairs
 from bench.report.leaderboard import render
 from bench.results import ResultStore
 from bench.runner import Summary, run_task
-from bench.task import load_task, shuffled_pairs
+from bench.task import load_task
 from support import SMALL_TASK
 
 

@@ -37,6 +37,7 @@ from bench.encoders.trained import TrainedClassifierEncoder, training_config
 from bench.executors import Job, Outcome, checked_output, failure, now
 from bench.merging import MERGERS, build_merger
 from bench.metrics import METRICS, score_all
+from bench.pairing import Pairing
 from bench.report.blocks import Block, Code, Inline, Para, Strong, Table
 from bench.report.stats import arrow, fmt, largest_count, native_value, summarise
 from bench.report.tables import method_cell
@@ -124,6 +125,9 @@ class MergingKind:
         if spec.anchors.sampling not in ("uniform", "stratified"):
             problems.append(f"anchors.sampling: a merging task samples anchors without a space to measure in: "
                             f"use 'uniform' or 'stratified', not {spec.anchors.sampling!r}")
+        if spec.anchors.pairing.protocols() != [Pairing("paired")]:
+            problems.append("anchors.pairing: a merger fits the anchors every part shares, so a merging task's "
+                            "anchors are paired only")
         return problems
 
     def decoder_identity(self, spec: TaskSpec) -> str | None:

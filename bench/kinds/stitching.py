@@ -41,7 +41,7 @@ from bench.method import METHODS, build_method, fits_in_batches
 from bench.metrics import METRICS, score_all
 from bench.report.blocks import Block, Code, Inline
 from bench.results import Result
-from bench.task import KINDS, Cell, LimitSpec, Scores, Strict, Task, TaskSpec, closest, reference_cell, shuffled_pairs
+from bench.task import KINDS, Cell, LimitSpec, Scores, Strict, Task, TaskSpec, closest, reference_cell
 
 MAX_BATCH = 32  # cells per job: bounds a job's memory, time limit and what one crash of a worker fails
 
@@ -233,31 +233,32 @@ class StitchingEvaluation:
         groups: dict[tuple[Any, ...], list[tuple[Cell, Result]]] = {}
         for position, (cell, row) in enumerate(pending):
             key = ((cell.source, cell.target, cell.method.display, cell.n_anchors, cell.pairing)
-                   if batched[cell.method.name] else (position,))
+                   if batched[cell.method.name] and cell.protocol.known is None else (position,))  # fit_many: fit's
             groups.setdefault(key, []).append((cell, row))
         return [group[start:start + MAX_BATCH] for group in groups.values()
                 for start in range(0, len(group), MAX_BATCH)]
 
     def job(self, cells: list[Cell], limits: LimitSpec) -> StitchingJob:
-        """What the method may see: each cell's paired anchors (a null's in shuffled pairs), and the
-        source's evaluation embeddings."""
+        """What the method may see: each cell's anchors of both sides as its protocol gives them (a
+        null's in shuffled pairs; bench.pairing), and the source's evaluation embeddings."""
         first = cells[0]
         X_src, Y_tgt = self.embedding(first.source), self.embedding(first.target)
         # indexing by an index array copies: an in-place edit by one method cannot leak into the cached embeddings
         X_anchors = [X_src[self.anchors(cell)] for cell in cells]
-        Y_anchors = [Y_tgt[self.target_anchors(cell)] for cell in cells]
+        Y_anchors = [Y_tgt[self.sides(cell)[1]] for cell in cells]
         return StitchingJob(plugin=first.method.name, params=dict(first.method.params), seed=first.seed,
                             device=str(self.device), time_limit=limits.time_s * len(cells),
-                            memory_limit=limits.memory_mb,
+                            memory_limit=limits.memory_mb, known=first.protocol.known,
                             X_anchors=X_anchors, Y_anchors=Y_anchors, X_eval=X_src[self.eval_idx])
 
     def anchors(self, cell: Cell) -> np.ndarray:
-        return self.sampled_anchors(cell.source, cell.n_anchors, cell.seed)
+        return self.sides(cell)[0]
 
-    def target_anchors(self, cell: Cell) -> np.ndarray:
-        """The target's side of each anchor pair: the same samples, in a seeded derangement for a null."""
-        anchors = self.anchors(cell)
-        return anchors if cell.pairing == "paired" else anchors[shuffled_pairs(len(anchors), cell.seed)]
+    def sides(self, cell: Cell) -> tuple[np.ndarray, np.ndarray]:
+        """(source samples (n,), target samples (n,)): the cell's draw, given to each side as its protocol says."""
+        protocol = cell.protocol
+        drawn = self.sampled_anchors(cell.source, protocol.drawn(cell.n_anchors), cell.seed)
+        return protocol.sides(drawn, cell.n_anchors, cell.seed)
 
     def score(self, cell: Cell, output: torch.Tensor) -> Scores:
         return self.scores(cell.target, output)
@@ -288,6 +289,7 @@ class StitchingJob(Job):
     X_anchors: list[torch.Tensor]  # one (n, dx) per cell
     Y_anchors: list[torch.Tensor]  # one (n, dy) per cell
     X_eval: torch.Tensor  # (m, dx), the same for every cell
+    known: int | None = None  # None: rows i of X and Y are pairs (fit); else fit_unpaired(X, Y, known) (bench.pairing)
 
     @property
     def cells(self) -> int:
@@ -302,6 +304,8 @@ class StitchingJob(Job):
         pairs = [(X.to(device), Y.to(device)) for X, Y in zip(self.X_anchors, self.Y_anchors, strict=True)]
         if len(pairs) == 1:  # the job's tensors are this cell's own copies (StitchingEvaluation.job)
             return [self.execute_one(*pairs[0], X_eval)]
+        if self.known is not None:  # batches hold only cells that fit fits (StitchingEvaluation.batches)
+            raise ValueError("a job of several cells fits paired anchors")
         try:
             return self.execute_batch(pairs, X_eval)
         except Exception:  # fit_many broke its contract: fit the cells one by one, so an error lands on its own cell
@@ -339,10 +343,12 @@ class StitchingJob(Job):
             method = build_method(self.plugin, self.params, seed=self.seed)
             stage = "fit"
             started = now(X_eval.device)
-            fitted = method.fit(X_anchors, Y_anchors)
+            fitted = (method.fit(X_anchors, Y_anchors) if self.known is None
+                      else method.fit_unpaired(X_anchors, Y_anchors, known=self.known))
             outcome.fit_seconds = now(X_eval.device) - started
             if fitted is not method:
-                raise TypeError(f"fit returned {type(fitted).__name__}; it must return self")
+                fit = "fit" if self.known is None else "fit_unpaired"
+                raise TypeError(f"{fit} returned {type(fitted).__name__}; it must return self")
         except Exception as error:  # a broken submission fails its cell, not the run
             outcome.error = failure(stage, error, self.memory_limit)
             return outcome

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from bench.compare import FLOOR, max_difference, same_output  # "the same output": bench/compare.py
-from bench.method import METHODS, Method, fits_in_batches, get_method, load_submission, takes_seed
+from bench.method import METHODS, PAIRINGS, Method, fits_in_batches, get_method, load_submission, takes_seed
 from bench.preprocessing import pad_or_truncate
 
 N_ANCHORS, N_EVAL, DIM = 48, 12, 8  # small: the whole suite runs in well under a second
@@ -336,6 +336,64 @@ def check_transform_independent(method_cls: type, params: dict[str, Any] | None 
         "transform must not learn from the rows it is given")
 
 
+def check_pairings(method_cls: type, params: dict[str, Any] | None = None) -> str:
+    """`pairings` (the correspondence protocols the method fits) is a frozenset of names from
+    bench.method.PAIRINGS, "paired" among them: every method fits paired anchors with fit."""
+    declared = getattr(method_cls, "pairings", None)
+    assert isinstance(declared, frozenset), (
+        f"pairings is a {type(declared).__name__}: declare a frozenset class attribute, "
+        f"e.g. pairings = frozenset({{'paired', 'unpaired'}})")
+    unknown = sorted(str(p) for p in declared - set(PAIRINGS))
+    assert not unknown, f"pairings declares {unknown}, which are not protocols (bench.method.PAIRINGS: {PAIRINGS})"
+    assert "paired" in declared, "pairings must contain 'paired': every method fits paired anchors with fit"
+    return "declares " + ", ".join(p for p in PAIRINGS if p in declared)
+
+
+UNPAIRED_ROWS = (N_ANCHORS - 8, N_ANCHORS + 8)  # the target side's rows: never the source's count
+PARTIAL_KNOWN = N_ANCHORS // 4  # the known pairs of a partial fit
+
+
+def check_fit_unpaired(method_cls: type, params: dict[str, Any] | None = None) -> str:
+    """A method whose pairings declare partial or unpaired overrides fit_unpaired; for each declared
+    protocol (unpaired: known = 0; partial: known = PARTIAL_KNOWN), fit_unpaired on n source rows and
+    n' != n target rows returns self, and transform then gives a finite (m, dy) output, for dx < dy,
+    dx = dy and dx > dy. A method that declares neither is never asked (the runner never calls it)."""
+    # a malformed declaration is the pairings rule's business; here it declares only what it names
+    attribute: Any = getattr(method_cls, "pairings", ())
+    declared: Collection[Any] = attribute if isinstance(attribute, (frozenset, set, tuple, list)) else ()
+    protocols = [p for p in ("partial", "unpaired") if p in declared]
+    if not protocols:
+        return "not asked: pairings declares neither partial nor unpaired, so the runner never calls fit_unpaired"
+    owner = next(klass for klass in method_cls.__mro__ if "fit_unpaired" in vars(klass))
+    assert owner is not Method, (
+        f"pairings declares {' and '.join(protocols)}, but fit_unpaired is bench.method.Method's, which raises: "
+        f"override fit_unpaired(X, Y, known) or declare only 'paired'")
+    for protocol in protocols:
+        known = 0 if protocol == "unpaired" else PARTIAL_KNOWN
+        for (dx, dy), n_y in zip(DIM_CASES, (*UNPAIRED_ROWS, UNPAIRED_ROWS[0])):
+            X, Y, X_eval = _unpaired_data(dx, dy, N_ANCHORS, n_y, known)
+            case = f"{protocol} (known={known}), {N_ANCHORS} source rows, {n_y} target rows, dx={dx}, dy={dy}"
+            method = _build_seeded(method_cls, params)
+            returned = method.fit_unpaired(X, Y, known=known)
+            assert returned is method, f"{case}: fit_unpaired returned {type(returned).__name__}, not self"
+            output = _tensor(method.transform(X_eval))
+            assert tuple(output.shape) == (N_EVAL, dy), (
+                f"{case}: output shape {tuple(output.shape)}, expected {(N_EVAL, dy)}")
+            bad = (~torch.isfinite(output)).sum().item()
+            assert bad == 0, f"{case}: {bad} of {output.numel()} output values are NaN or inf"
+    return f"fits {' and '.join(protocols)}"
+
+
+def _unpaired_data(dx: int, dy: int, n_x: int, n_y: int, known: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """X (n_x, dx), Y (n_y, dy) and X_eval (N_EVAL, dx): rows i < known of X and Y are pairs (spaces
+    related by a rotation, as the other rules' data), the other rows of each side are samples of their own."""
+    total = n_x + n_y - known + N_EVAL
+    X_all, Y_all = make_rotation_pair(total, dx, dy, seed=dx * 100 + dy + 1)
+    X = X_all[:n_x]  # (n_x, dx): rows < known paired, then source-only samples
+    Y = torch.cat([Y_all[:known], Y_all[n_x : n_x + n_y - known]])  # (n_y, dy): other samples after the pairs
+    return X, Y, X_all[total - N_EVAL :]
+
+
 def _equal(a: Any, b: Any) -> bool:
     try:
         return bool(a == b)
@@ -367,7 +425,8 @@ def named_rules(*checks: Rule) -> list[tuple[str, Rule]]:
 RULES: list[tuple[str, Rule]] = named_rules(
     check_params_roundtrip, check_not_fitted, check_fit_returns_self, check_output_shape, check_output_finite,
     check_inputs_unchanged, check_rows_independent, check_output_type, check_seed_reproducible, check_pickle_roundtrip,
-    check_beats_floor, check_fit_many, check_fit_independent, check_transform_independent,
+    check_beats_floor, check_fit_many, check_fit_independent, check_transform_independent, check_pairings,
+    check_fit_unpaired,
 )
 
 

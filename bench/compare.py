@@ -5,7 +5,8 @@
   not be bitwise reproducible). Used by bench/checks.py, bench/merger_checks.py and the fit_many
   spot check of bench/executors.py.
 - the two reference rows every score is normalised by: FLOOR, the no-translation method (0), and
-  NATIVE, the target decoder on the target's own embeddings (1).
+  NATIVE, the target decoder on the target's own embeddings (1); and RELATIVE, the baseline the
+  harness scores itself beside the methods (a task's `baselines`).
 
 Imports torch only, so that any module may import it.
 """
@@ -15,6 +16,7 @@ import torch
 
 FLOOR = "absolute"  # the no-translation method: the floor of the ranking, never asked to beat itself
 NATIVE = "native"  # the method label of the native rows (no stitching): the ceiling of the ranking
+RELATIVE = "relative"  # the harness's relative-representations baseline (bench.relative): a decoder, no translation
 RTOL = 1e-5
 
 

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from bench.compare import RELATIVE as COMPARE_RELATIVE
+from bench.compare import RELATIVE
 from bench.decoders import DecoderRecipe, LinearHead
 
 # An eigenvalue of the features' Gram matrix at or below this fraction of the largest counts as zero:
@@ -203,7 +203,7 @@ class _Problem:
 
 
 # version 1: RelativeLogistic, tol 1e-5 on the preconditioned gradient
-RELATIVE = DecoderRecipe("relative-logistic", 1, {"C": 1.0, "max_iter": 2000, "tol": 1e-5}, RelativeLogistic)
+RELATIVE_DECODER = DecoderRecipe("relative-logistic", 1, {"C": 1.0, "max_iter": 2000, "tol": 1e-5}, RelativeLogistic)
 
 
 class RelativeDecoder:
@@ -218,7 +218,7 @@ class RelativeDecoder:
 
 
 def fit_relative_decoder(Y_fit: torch.Tensor, Y_anchors: torch.Tensor, labels: np.ndarray | torch.Tensor,
-                         recipe: DecoderRecipe = RELATIVE) -> RelativeDecoder:  # (N, dy), (n, dy), (N,)
+                         recipe: DecoderRecipe = RELATIVE_DECODER) -> RelativeDecoder:  # (N, dy), (n, dy), (N,)
     """The recipe's head (FeatureScaler + classifier, fitted on one thread) on the target's relative
     representation of its fit split; any DecoderRecipe works (DECODERS' logistic is the slow reference)."""
     features = relative_representation(Y_fit, Y_anchors).cpu().numpy()  # (N, n) float32
@@ -230,6 +230,6 @@ def baseline_source_hash(name: str) -> str:
     """What keys the rows of a baseline the harness scores itself (bench.compare): the relative
     baseline's recipe identity, hashed, so a new version or parameter makes its stored rows stale;
     "" for the native ceiling, whose decoder is in every row's key already."""
-    if name != COMPARE_RELATIVE:
+    if name != RELATIVE:
         return ""
-    return hashlib.sha256(RELATIVE.identity.encode()).hexdigest()[:16]
+    return hashlib.sha256(RELATIVE_DECODER.identity.encode()).hexdigest()[:16]

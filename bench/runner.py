@@ -25,6 +25,7 @@ from bench.compare import NATIVE
 from bench.datasets import Dataset, load_dataset
 from bench.executors import Executor, Job, LocalExecutor, Outcome
 from bench.method import REPO_ROOT
+from bench.relative import baseline_source_hash
 from bench.results import SCHEMA_VERSION, Result, ResultStore
 from bench.task import BadInputError, Cell, Evaluation, LimitSpec, Task, check_against_data
 
@@ -94,7 +95,8 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
     cells = task.plan(method_filter, nulls)
     registry = task.kind.plugins  # the kind's plug-in family: translation methods, mergers, ...
     source_hashes = {m.name: registry.get(m.name).source_hash for m in task.methods}
-    done = {label: store.completed_keys(task.name, label) for label in {c.method.display for c in cells} | {NATIVE}}
+    done = {label: store.completed_keys(task.name, label)
+            for label in {c.method.display for c in cells} | {NATIVE, *task.spec.baselines}}
     # what the plug-in runs under (bench/sandbox.py; the leaderboard shows it) and on
     isolation = getattr(executor, "isolation", "in-process")
     pending = [(cell, replace(row, isolation=isolation, device=str(device))) for cell in cells
@@ -102,7 +104,7 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
                not in done[cell.method.display]]
     summary.skipped += len(cells) - len(pending)
     evaluation = task.kind.evaluation(task, dataset, device, store.root)
-    references = missing_references(evaluation, task, dataset, device, done[NATIVE])
+    references = missing_references(evaluation, task, dataset, device, done)
     if references:
         store.write(references)
     grouped = evaluation.batches(pending)
@@ -131,14 +133,19 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
 
 
 def missing_references(evaluation: Evaluation, task: Task, dataset: Dataset, device: torch.device,
-                       done: set[str]) -> list[Result]:
-    """The reference rows (the kind's ceiling, `native`) not stored yet, scored."""
+                       done: dict[str, set[str]]) -> list[Result]:
+    """The rows the evaluation scores itself (the kind's ceiling, `native`, and the task's baselines)
+    not stored yet, scored; `done` holds the stored keys by method label."""
     rows = []
     for cell in evaluation.reference_cells():
-        row = base_row(task, dataset, cell, source_hash="")
-        if row.key not in done:
+        row = base_row(task, dataset, cell, source_hash=baseline_source_hash(cell.method.name))
+        if row.key not in done[cell.method.display]:
+            started = time.perf_counter()
             metrics, unavailable = evaluation.score_reference(cell)
-            rows.append(replace(row, device=str(device), metrics=metrics, unavailable=unavailable))
+            anchored = cell.n_anchors > 0  # a baseline's: its anchors and its cost (the ceiling's are none)
+            rows.append(replace(row, device=str(device), metrics=metrics, unavailable=unavailable,
+                                anchor_ids_hash=anchor_ids_hash(evaluation.anchors(cell)) if anchored else None,
+                                fit_seconds=time.perf_counter() - started if anchored else None))
     return rows
 
 

@@ -13,6 +13,7 @@
                                       #   (bench/pairing.py; omitted: paired only)
     methods: [ortho, {name: linear, params: {preprocessing: none}}]   # omitted: every registered method
     metrics: [accuracy, mse]          # the first is the task's main metric
+    baselines: [relative]             # optional: relative representations, scored by the harness (bench/relative.py)
     limits: {time_s: 600, memory_mb: 8192}   # per cell; optional
 
 Every problem is a TaskError naming the file and the key path; unknown names come with the
@@ -201,7 +202,10 @@ class TaskSpec(Strict):
     anchors: AnchorSpec
     methods: list[str | MethodSpec] | None = Field(default=None, min_length=1)
     metrics: list[str] = Field(min_length=1)
+    baselines: list[Literal["relative"]] = Field(default_factory=list)  # scored by the harness itself (Evaluation)
     limits: LimitSpec = LimitSpec()
+
+    _unique_baselines = field_validator("baselines")(_unique)
 
     @field_validator("kind")
     @classmethod
@@ -246,7 +250,8 @@ class Evaluation(Protocol):
     scores of each job's outputs; it builds, times and stores every row itself."""
 
     def reference_cells(self) -> list[Cell]:
-        """The reference cells (reference_cell) whose rows rank and normalise the task's plug-ins."""
+        """The cells it scores itself, with no plug-in: the reference cells (reference_cell) whose rows
+        rank and normalise the task's plug-ins, and those of the task's `baselines` (bench.compare.RELATIVE)."""
         ...
 
     def score_reference(self, cell: Cell) -> Scores:
@@ -440,7 +445,8 @@ def closest(name: str, known: list[str]) -> str:
 
 def spec_hash(spec: TaskSpec) -> str:
     """Hash of everything that changes scores (not the description or suite membership)."""
-    data = spec.model_dump(mode="json", exclude={"description", "default_suite", "limits"})
+    # baselines: their rows are keyed by their own code (bench.relative.baseline_source_hash); no other score moves
+    data = spec.model_dump(mode="json", exclude={"description", "default_suite", "limits", "baselines"})
     if spec.anchors.pairing == PairingSpec():  # paired only: the hash of every task written before protocols
         del data["anchors"]["pairing"]
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

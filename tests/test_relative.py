@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 from bench.datasets import load_dataset
 from bench.decoders import DECODERS, FeatureScaler
 from bench.relative import (
-    RELATIVE,
+    RELATIVE_DECODER,
     RelativeLogistic,
     baseline_source_hash,
     fit_relative_decoder,
@@ -67,7 +67,7 @@ def test_relative_logistic_reaches_the_sklearn_optimum(k, p, rank, C):
     X_test, _ = _standardised_problem(k, p, rank, seed=1)
     reference = LogisticRegression(C=C, tol=1e-12, max_iter=100_000).fit(X.astype(np.float64), y)
     with one_thread():
-        ours = RelativeLogistic(C=C, tol=RELATIVE.params["tol"]).fit(X, y)
+        ours = RelativeLogistic(C=C, tol=RELATIVE_DECODER.params["tol"]).fit(X, y)
         tight = RelativeLogistic(C=C, tol=1e-9, max_iter=10_000).fit(X, y)
     assert ours.coef_.shape == reference.coef_.shape and ours.intercept_.shape == reference.intercept_.shape
     assert np.array_equal(ours.classes_, reference.classes_)
@@ -83,16 +83,16 @@ def test_the_recipe_scales_like_the_decoders_and_predicts_in_torch_as_in_sklearn
     X, y = _standardised_problem(4, 12, 12, seed=2)
     X = X * np.linspace(0.5, 20, 12, dtype=np.float32) + 3  # unscaled features
     X[:, 5] = 1.0 + np.float32(1e-7) * np.random.default_rng(3).normal(size=len(X)).astype(np.float32)
-    head = RELATIVE.fit(X, y)
+    head = RELATIVE_DECODER.fit(X, y)
     assert isinstance(head.pipeline[0], FeatureScaler) and np.isinf(head.pipeline[0].scale_[5])
     assert np.array_equal(head.predict_tensor(torch.from_numpy(X)).numpy(), head.predict(X))
     assert np.allclose(head.pipeline[-1].coef_[:, 5], 0.0)  # a dropped feature weighs nothing
 
 
 def test_the_recipe_identity_names_its_version_and_parameters():
-    assert RELATIVE.identity == 'relative-logistic v1 {"C": 1.0, "max_iter": 2000, "tol": 1e-05}'
-    assert replace(RELATIVE, version=2).identity != RELATIVE.identity
-    assert RELATIVE.params["C"] == DECODERS.get("logistic").build().C  # the logistic decoder's regularisation
+    assert RELATIVE_DECODER.identity == 'relative-logistic v1 {"C": 1.0, "max_iter": 2000, "tol": 1e-05}'
+    assert replace(RELATIVE_DECODER, version=2).identity != RELATIVE_DECODER.identity
+    assert RELATIVE_DECODER.params["C"] == DECODERS.get("logistic").build().C  # the logistic decoder's regularisation
     assert len(baseline_source_hash("relative")) == 16 and baseline_source_hash("ortho") == ""
 
 

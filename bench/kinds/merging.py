@@ -128,6 +128,8 @@ class MergingKind:
         if spec.anchors.pairing.protocols() != [Pairing("paired")]:
             problems.append("anchors.pairing: a merger fits the anchors every part shares, so a merging task's "
                             "anchors are paired only")
+        if spec.baselines:
+            problems.append("baselines: a merging task has no baselines (relative representations are stitching's)")
         return problems
 
     def decoder_identity(self, spec: TaskSpec) -> str | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,7 +31,7 @@ from pydantic import AfterValidator, Field, model_validator
 from sklearn.pipeline import Pipeline
 
 from bench.anchors import GEOMETRIC, sample_anchors
-from bench.compare import max_difference, same_output
+from bench.compare import RELATIVE, max_difference, same_output
 from bench.datasets import Dataset
 from bench.decoders import DECODERS, PROBES
 from bench.encoders import ENCODERS, embeddings
@@ -39,9 +40,10 @@ from bench.executors import Job, Outcome, checked_output, failure, now
 from bench.grids import N_SHOWN, grid_path, save_grid
 from bench.method import METHODS, build_method, fits_in_batches
 from bench.metrics import METRICS, score_all
+from bench.relative import RelativeDecoder, fit_relative_decoder
 from bench.report.blocks import Block, Code, Inline
 from bench.results import Result
-from bench.task import KINDS, Cell, LimitSpec, Scores, Strict, Task, TaskSpec, closest, reference_cell
+from bench.task import KINDS, Cell, LimitSpec, MethodSpec, Scores, Strict, Task, TaskSpec, closest, reference_cell
 
 MAX_BATCH = 32  # cells per job: bounds a job's memory, time limit and what one crash of a worker fails
 
@@ -113,6 +115,9 @@ class StitchingKind:
             if self.autoencoders and not hasattr(ENCODERS.get(name), "decode"):
                 problems.append(f"{key}: encoder {name!r} has no decoder; "
                                 f"a {spec.kind} task needs autoencoders (ids *-ae-*)")
+        if spec.baselines and not {METRICS.get(name).compares for name in spec.metrics} & {"labels", "native"}:
+            problems.append(f"baselines: {RELATIVE!r} is scored by a decoder fitted on the target's relative "
+                            f"representation: a task with a metric of the decoder's predictions (e.g. accuracy)")
         return problems
 
     def data_problems(self, task: Task, dataset: Dataset) -> list[str]:
@@ -202,11 +207,16 @@ class StitchingEvaluation:
 
     def scores(self, target: str, translated: torch.Tensor) -> Scores:
         """Every metric of the task, and the reasons of those unavailable here (their value is None)."""
+        return score_all(self.task.spec.metrics, self.providers(target, translated))
+
+    def providers(self, target: str, translated: torch.Tensor,
+                  predicted: torch.Tensor | None = None) -> dict[str, Callable[[], object]]:
+        """The metrics' inputs on `target`; the decoder's predictions are those of `translated` unless given."""
         Y_eval = self.embedding(target)[self.eval_idx]
-        providers = {  # each input is computed only when a metric of the task asks for it
+        return {  # each input is computed only when a metric of the task asks for it
             "translated": lambda: translated, "target": lambda: Y_eval, "labels": lambda: self.labels,
             "n_classes": lambda: self.dataset.n_classes,
-            "predicted": lambda: self.predict(target, translated),
+            "predicted": lambda: predicted if predicted is not None else self.predict(target, translated),
             "native_predicted": lambda: self.native_predicted(target),
             "reconstructed": lambda: self.reconstruct(target, translated),
             "images": lambda: torch.from_numpy(self.dataset.x[self.eval_idx]).to(self.device),
@@ -214,15 +224,41 @@ class StitchingEvaluation:
             "native_probe_decisions": lambda: self.probe_decisions(target, Y_eval),
             "probe_truth": lambda: torch.nn.functional.one_hot(self.labels, self.dataset.n_classes).bool(),
         }
-        return score_all(self.task.spec.metrics, providers)
+
+    @functools.cache
+    def relative_decoder(self, target: str, anchors: tuple[int, ...]) -> RelativeDecoder:
+        """By target and anchor samples: every source of a target with the same anchors shares it."""
+        Y = self.embedding(target)
+        return fit_relative_decoder(Y[self.fit_idx], Y[list(anchors)], self.dataset.y[self.fit_idx])
+
+    def score_relative(self, cell: Cell) -> Scores:
+        """Relative representations (bench.relative): a decoder fitted on the target's relative
+        representation of its fit split to the cell's anchors, fed the source's, with no translation.
+        Only the metrics of the decoder's predictions: no output lives in the target's space."""
+        source_anchors, target_anchors = self.sides(cell)
+        decoder, X = self.relative_decoder(cell.target, tuple(target_anchors)), self.embedding(cell.source)
+        predicted = decoder.predict(X[self.eval_idx], X[source_anchors])  # (m,)
+        metrics = self.task.spec.metrics
+        decoded = [name for name in metrics if METRICS.get(name).compares in ("labels", "native")]
+        untranslated = torch.empty(0)  # never read: only the decoder's metrics are asked for
+        scores, unavailable = score_all(decoded, self.providers(cell.target, untranslated, predicted))
+        return ({name: scores.get(name) for name in metrics},
+                unavailable | {name: f"{RELATIVE} decodes relative representations: nothing is translated into "
+                                     f"the target's space" for name in metrics if name not in decoded})
 
     # -- bench.task.Evaluation
 
     def reference_cells(self) -> list[Cell]:
-        return [reference_cell(target) for target in sorted({t for _, t in self.task.pairs()})]
+        """The ceiling of each target, and the cells of the task's baselines (paired anchors, like the methods')."""
+        anchors = self.task.spec.anchors
+        return ([reference_cell(target) for target in sorted({t for _, t in self.task.pairs()})]
+                + [Cell(s, t, MethodSpec(name=name), n, seed) for name in self.task.spec.baselines
+                   for (s, t) in self.task.pairs() for n in anchors.counts for seed in anchors.seeds])
 
     def score_reference(self, cell: Cell) -> Scores:
-        """The no-stitch ceiling: the target decoder on the target's own evaluation embeddings."""
+        """The no-stitch ceiling: the target decoder on the target's own evaluation embeddings; or a baseline."""
+        if cell.method.name == RELATIVE:
+            return self.score_relative(cell)
         return self.scores(cell.target, self.embedding(cell.target)[self.eval_idx])
 
     def batches(self, pending: list[tuple[Cell, Result]]) -> list[list[tuple[Cell, Result]]]:

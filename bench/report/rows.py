@@ -1,5 +1,6 @@
 """Which stored result rows count: a row is current when its task version/spec, its decoder's
-identity and its method's source match today's; stale rows are counted, never mixed with current ones.
+identity and its method's source (a harness baseline's: bench.relative.baseline_source_hash)
+match today's; stale rows are counted, never mixed with current ones.
 
 The method's source hash comes from the plug-in registry of the task's kind (TaskKind.plugins:
 translation methods, mergers, ...). That is the one reason the report reads the plug-ins at all.
@@ -11,7 +12,8 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from bench.compare import NATIVE
+from bench.compare import NATIVE, RELATIVE
+from bench.relative import baseline_source_hash
 from bench.results import Result
 from bench.task import Task
 
@@ -25,8 +27,8 @@ def is_current_factory(tasks: dict[str, Task]) -> Callable[[Result], bool]:
         if task is None or (row.task_version, row.task_spec_hash, row.decoder) != (
                 task.spec.version, task.spec_hash, task.decoder_identity):
             return False
-        if row.method_name == NATIVE:
-            return True
+        if row.method_name in (NATIVE, RELATIVE):  # scored by the harness: current while its code is
+            return row.method_source_hash == baseline_source_hash(row.method_name)
         registry, name = task.kind.plugins, row.method_name
         if (registry.kind, name) not in source_hashes:
             source_hashes[(registry.kind, name)] = registry.get(name).source_hash if name in registry else ""

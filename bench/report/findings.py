@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.compare import FLOOR, NATIVE, RELATIVE
 from bench.datasets import load_dataset
 from bench.method import REPO_ROOT
+from bench.pairing import NULL, Pairing
+from bench.report.plots import PLOTS, curve_plot, method_colours
 from bench.report.rows import current_rows
 from bench.report.stats import fmt, largest_count, native_value, summarise
-from bench.results import ResultStore
+from bench.report.tables import is_cross_modal, task_modalities
+from bench.results import Result, ResultStore
 from bench.task import Task, discover_tasks
 
 # docs/causes.json: the measured reasons behind the disagreements, written by `bench causes` (bench/causes.py),
@@ -32,7 +37,7 @@ CAUSES = REPO_ROOT / "docs" / "causes.json"
 CAUSES_VERSION = 1  # bump when the file's layout changes: an older file is then reported, not misread
 
 
-def _value(summary: dict, method: str, n: int | None) -> tuple[float, float]:
+def _value(summary: dict, method: str, n: float | None) -> tuple[float, float]:
     return summary.get((method, n), (float("nan"), float("nan")))
 
 
@@ -196,6 +201,222 @@ def merging_claims(frame: pd.DataFrame, tasks: list[Task], causes: Causes | None
                          f"| {fmt(*rlsa_sep)} / {fmt(*naive_sep)} / {e2e_sep:.3f} {_verdict(c)} |")
             disagreeing += [] if b else [(task.name, how)]
     return lines + _why(causes, disagreeing, why_merging)
+
+
+# ---------------------------------------------------------------------------------------------
+# The correspondence protocols (bench/pairing.py), the relative baseline and cross-modal tasks: tasks chosen by
+# their spec, each listed ("not measured yet" until it has rows). The protocols' tables read protocol_frame's rows.
+
+
+def protocol_frame(rows: list[Result], tasks: dict[str, Task], paired: pd.DataFrame) -> pd.DataFrame:
+    """The current rows of every protocol label stored but the null's, labelled in a `pairing` column
+    (`paired`: the paired label's, already read)."""
+    labels = sorted({r.pairing for r in rows} - {"paired", NULL})
+    frames = [paired.assign(pairing="paired"), *(current_rows(rows, tasks, pairing=label)[0].assign(pairing=label)
+                                                 for label in labels)]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _accuracy(frame: pd.DataFrame, task: Task, n: int | None, label: str | None = None
+              ) -> dict[str, tuple[float, float]]:
+    """method -> (mean, 95% half-width) of accuracy at n anchors (summarise), of one protocol label's rows
+    when given; {} when there are none."""
+    if frame.empty or n is None:
+        return {}
+    rows = frame if label is None else frame[frame.pairing == label]
+    return {m: value for (m, count), value in summarise(rows, task, "accuracy").items() if count == n}
+
+
+def _beats(a: tuple[float, float], b: tuple[float, float]) -> bool | None:
+    """a's 95% interval lies above b's (a's mean minus its half-width above b's mean plus b's; the half-width
+    of one seed counts as 0); None when either is not measured."""
+    if np.isnan(a[0]) or np.isnan(b[0]):
+        return None
+    return bool(a[0] - np.nan_to_num(a[1]) > b[0] + np.nan_to_num(b[1]))
+
+
+def _unmeasured(task: Task, width: int) -> str:
+    """A table row of `width` columns naming the task as not measured yet."""
+    return _table_row((task.name,), None, lambda _: [], width).replace("not measured", "not measured yet")
+
+
+NAN = (float("nan"), float("nan"))
+NOISY_CLAIM, NOISY_FALL = 0.25, 0.5  # the claim's fraction of mismatched pairs; each method's fall: p = 0 to this
+Figure = Callable[[Task, dict[tuple[str, float], tuple[float, float]]], str]  # draws a task's curves; its link
+
+
+def noisy_anchors(frame: pd.DataFrame, tasks: list[Task], figure: Figure | None = None) -> list[str]:
+    """The tasks whose anchors.pairing lists noisy fractions: accuracy per method against p (`frame`:
+    protocol_frame's rows), each method's fall from p = 0 to NOISY_FALL, and the claim at NOISY_CLAIM."""
+    tasks = [t for t in tasks if t.spec.anchors.pairing.noisy]
+    lines = ["## 8. Noisy anchors: a robust method (`robust-ortho`) beats `ortho` at p = 0.25",
+             "A fraction p of the anchor pairs is mismatched, and no method is told which (p = 0: the paired cells). "
+             "Accuracy at the task's largest anchor count; fall: the mean at p = 0 minus the mean at "
+             f"p = {NOISY_FALL:g}. Rule: robust-ortho's 95% interval lies above ortho's at p = {NOISY_CLAIM:g} "
+             "(its mean minus its half-width above ortho's mean plus ortho's half-width).", ""]
+    verdicts = ["| task | robust-ortho | ortho | verdict |", "|---|---|---|---|"]
+    for task in tasks:
+        n, pairing = max(task.spec.anchors.counts), task.spec.anchors.pairing
+        fractions = [0.0] * pairing.paired + sorted(pairing.noisy)
+        curves = {(m, p): value for p in fractions  # Pairing("noisy", 0).label is "paired"
+                  for m, value in _accuracy(frame, task, n, Pairing("noisy", p).label).items()}
+        if not curves:
+            verdicts.append(_unmeasured(task, 4))
+            continue
+        lines += [f"**{task.name}** (n = {n}):", "",
+                  "| method | " + " | ".join(f"p = {p:g}" for p in fractions) + f" | fall to p = {NOISY_FALL:g} |",
+                  "|---" * (len(fractions) + 2) + "|"]
+        for method in sorted({m for m, _ in curves}):
+            fall = _value(curves, method, 0.0)[0] - _value(curves, method, NOISY_FALL)[0]
+            lines.append(f"| {method} | " + " | ".join(fmt(*_value(curves, method, p)) for p in fractions)
+                         + f" | {_number(fall, '+.3f')} |")
+        lines += ["", figure(task, curves), ""] if figure is not None else [""]
+        robust, ortho = _value(curves, "robust-ortho", NOISY_CLAIM), _value(curves, "ortho", NOISY_CLAIM)
+        verdicts.append(f"| {task.name} | {fmt(*robust)} | {fmt(*ortho)} | {_verdict(_beats(robust, ortho))} |")
+    return lines + (verdicts if tasks else ["Not measured yet: no task lists noisy anchors."])
+
+
+ANCHOR_FREE = "mini-vec2vec"  # the reference method for partial and unpaired anchors
+
+
+def anchor_free(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
+    """The tasks whose anchors.pairing lists partial or unpaired anchors: at each count, the anchor-free method
+    under each protocol against absolute (unpaired cells) and paired ortho (`frame`: protocol_frame's rows)."""
+    tasks = [t for t in tasks if t.spec.anchors.pairing.unpaired or t.spec.anchors.pairing.partial]
+    lines = [f"## 9. Anchor-free translation (`{ANCHOR_FREE}`) beats `absolute` clearly on unpaired tasks",
+             "At each count n, as many samples a side under each protocol: unpaired (no pair known), partial (k known "
+             f"pairs, the other samples of each side with no partner) or paired. Rule, on every task with unpaired "
+             f"cells: {ANCHOR_FREE}'s 95% interval on them lies above absolute's (its mean minus its half-width above "
+             "absolute's mean plus absolute's half-width). Gap to paired: paired ortho's mean minus unpaired "
+             f"{ANCHOR_FREE}'s.", ""]
+    table = [f"| task | n | absolute | {ANCHOR_FREE} unpaired | {ANCHOR_FREE} partial | {ANCHOR_FREE} paired "
+             "| ortho paired | gap to paired | verdict |", "|---" * 9 + "|"]
+    for task in tasks:
+        pairing = task.spec.anchors.pairing
+        labels = [p.label for p in pairing.protocols()]
+        counts = sorted(task.spec.anchors.counts)
+        by_label = {(label, n): _accuracy(frame, task, n, label) for label in labels for n in counts}
+        if not any(by_label.values()):
+            table.append(_unmeasured(task, 9))
+            continue
+        for n in counts:
+            unpaired, paired = by_label.get(("unpaired", n), {}), by_label.get(("paired", n), {})
+            absolute, free = unpaired.get(FLOOR, NAN), unpaired.get(ANCHOR_FREE, NAN)
+            partial = "<br>".join(f"k = {k}: {fmt(*by_label[(Pairing('partial', k).label, n)].get(ANCHOR_FREE, NAN))}"
+                                  for k in pairing.partial) or "–"
+            ortho, gap = paired.get("ortho", NAN), paired.get("ortho", NAN)[0] - free[0]
+            table.append(f"| {task.name} | {n} | {fmt(*absolute)} | {fmt(*free)} | {partial} | "
+                         f"{fmt(*paired.get(ANCHOR_FREE, NAN))} | {fmt(*ortho)} | {_number(gap, '+.3f')} "
+                         f"| {_verdict(_beats(free, absolute))} |")
+    return lines + (table if tasks else ["Not measured yet: no task lists partial or unpaired anchors."])
+
+
+def relative_vs_translation(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
+    """The tasks with the relative baseline: it against ortho and the best translation method, at the task's
+    smallest and largest anchor count, and plainly whether it beats translation."""
+    tasks = [t for t in tasks if RELATIVE in t.spec.baselines]
+    lines = ["## 10. Translation is at least as good as relative representations",
+             f"`{RELATIVE}` is the harness's relative-representations baseline: the target's decoder fitted on its "
+             "cosines to the cell's anchors, fed the source's; nothing is translated. The semantic-alignment paper "
+             "(Maiorca et al.) reports translation at least as good. Rule: ortho's mean is at least relative's mean "
+             "minus the larger 95% half-width, at the task's smallest and largest anchor count. Best translation: "
+             f"the method other than `{FLOOR}` with the highest mean there.", ""]
+    if not tasks:
+        return lines + ["Not measured yet: no task scores the relative baseline."]
+    lines += ["| task | n | relative | ortho | best translation | verdict |", "|---|---|---|---|---|---|"]
+    ahead: list[str] = []  # "task (n = ...)" where relative's interval lies above the best translation's
+    measured = 0
+    for task in tasks:
+        counts = sorted({min(task.spec.anchors.counts), max(task.spec.anchors.counts)})
+        summaries = {n: _accuracy(frame, task, n) for n in counts}
+        if not any(RELATIVE in s for s in summaries.values()):
+            lines.append(_unmeasured(task, 6))
+            continue
+        for n, summary in summaries.items():
+            relative, ortho = summary.get(RELATIVE, NAN), summary.get("ortho", NAN)
+            translations = {m: v for m, v in summary.items() if m not in (RELATIVE, FLOOR)}
+            best = max(translations, key=lambda m: translations[m][0], default=None)
+            ok = None if np.isnan([relative[0], ortho[0]]).any() else \
+                ortho[0] >= relative[0] - np.nanmax([relative[1], ortho[1], 0])
+            lines.append(f"| {task.name} | {n} | {fmt(*relative)} | {fmt(*ortho)} | "
+                         f"{'–' if best is None else f'{best}: {fmt(*translations[best])}'} | {_verdict(ok)} |")
+            beats = None if best is None else _beats(relative, translations[best])
+            measured += beats is not None
+            ahead += [f"{task.name} (n = {n})"] if beats else []
+    if not measured:
+        return lines + ["", "Whether relative representations beat translation: not measured yet."]
+    return lines + ["", f"Plainly: relative representations beat translation (their 95% interval above the best "
+                        f"translation method's) in {len(ahead)} of {measured} measured rows"
+                        + (f": {', '.join(ahead)}." if ahead else "; translation is never beaten.")]
+
+
+TEXT, IMAGE = "text", "image"  # the modalities the cross-modal claims compare (bench.encoders' declared ones)
+
+
+def cross_modal(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
+    """The tasks whose encoders read different modalities: accuracy per method text -> image against image
+    -> text, per encoder for the best method across them, and whether a text encoder lifts a weak image decoder."""
+    tasks = [t for t in tasks if is_cross_modal(t)]
+    lines = ["## 11. Cross-modal stitching: text → image against image → text",
+             "Accuracy at the task's largest anchor count. Per direction: each seed's mean over the direction's "
+             "encoder pairs, then the mean ± 95% half-width over seeds. Per encoder: the method best over both "
+             "directions, the encoder into the other modality's decoders and the decoder fed the other modality's "
+             "encoders. The semantic-alignment paper finds that strong text encoders can lift a weak vision decoder. "
+             "Rule: the weakest image decoder (lowest native accuracy) is lifted: some text encoder translated into "
+             f"it, by some method but `{FLOOR}`, scores above its native accuracy by more than the stitched score's "
+             "95% half-width.", ""]
+    for task in tasks:
+        n = None if frame.empty else largest_count(frame, task)
+        if n is None:
+            lines += [f"- {task.name}: not measured yet.", ""]
+            continue
+        modality = task_modalities(task)
+        rows = frame[frame.task == task.name]
+        source, target = rows.source.map(modality), rows.target.map(modality)
+        crossing = (source != target) & source.notna() & target.notna()
+        directions = {f"{a} → {b}": _accuracy(rows[(source == a) & (target == b)], task, n)
+                      for a, b in ((TEXT, IMAGE), (IMAGE, TEXT))}
+        methods = sorted({m for summary in directions.values() for m in summary})
+        translations = [m for m in methods if m not in (FLOOR, RELATIVE)] or methods
+        best = max(translations, key=lambda m: np.nanmean([s.get(m, NAN)[0] for s in directions.values()]))
+        lines += [f"**{task.name}** (n = {n}):", "", "| method | " + " | ".join(directions) + " |", "|---|---|---|"]
+        lines += [f"| {m} | " + " | ".join(fmt(*s.get(m, NAN)) for s in directions.values()) + " |" for m in methods]
+        lines += ["", f"Per encoder, {best}:", "",
+                  "| encoder | modality | native | as encoder | as decoder |", "|---|---|---|---|---|"]
+        for encoder, kind in modality.items():
+            out = _accuracy(rows[crossing & (rows.source == encoder)], task, n).get(best, NAN)
+            into = _accuracy(rows[crossing & (rows.target == encoder)], task, n).get(best, NAN)
+            lines.append(f"| {encoder} | {kind} | {_number(_native(rows, task, encoder))} | {fmt(*out)} "
+                         f"| {fmt(*into)} |")
+        lines += ["", *_lift(rows, task, n, modality), ""]
+    return lines if tasks else lines + ["Not measured yet: no task stitches across modalities."]
+
+
+def _native(rows: pd.DataFrame, task: Task, encoder: str) -> float:
+    return native_value(rows[rows.target == encoder], task, "accuracy")
+
+
+def _lift(rows: pd.DataFrame, task: Task, n: int, modality: dict[str, str | None]) -> list[str]:
+    """Per image decoder, the best text encoder translated into it against its native accuracy; the claim's
+    verdict on the weakest one."""
+    lines = ["| image decoder | native | best text encoder into it | lifted |", "|---|---|---|---|"]
+    lifted: dict[str, bool | None] = {}
+    for decoder in (e for e, kind in modality.items() if kind == IMAGE):
+        stitched = {(s, m): v for s, kind in modality.items() if kind == TEXT
+                    for m, v in _accuracy(rows[(rows.source == s) & (rows.target == decoder)], task, n).items()
+                    if m not in (FLOOR, RELATIVE)}  # translated into the decoder's own space
+        top = max(stitched, key=lambda key: stitched[key][0], default=None)
+        native = _native(rows, task, decoder)
+        lifted[decoder] = None if top is None else _beats(stitched[top], (native, 0.0))
+        lines.append(f"| {decoder} | {_number(native)} | "
+                     f"{'–' if top is None else f'{top[0]} ({top[1]}): {fmt(*stitched[top])}'} | "
+                     f"{ {None: 'n/a', True: 'yes', False: 'no'}[lifted[decoder]]} |")
+    natives = {d: _native(rows, task, d) for d in lifted}
+    weakest = min((d for d in natives if not np.isnan(natives[d])), key=natives.__getitem__, default=None)
+    return lines + ["", "Verdict: n/a (no image decoder's native accuracy)." if weakest is None else
+                    f"Verdict: {_verdict(lifted[weakest])} (the weakest image decoder: {weakest}, native "
+                    f"{natives[weakest]:.3f})."]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,16 +697,34 @@ def claim_tasks(frame: pd.DataFrame, tasks: dict[str, Task]) -> dict[str, list[T
     }
 
 
-def render_findings(results_dir: Path, out: Path, causes: Path = CAUSES) -> str:
+def render_findings(results_dir: Path, out: Path, causes: Path = CAUSES, plot_root: Path | None = None) -> str:
+    """Write `out` from results_dir; its figures go under plot_root/results/plots (default: the folder above
+    out's, the repository of docs/findings.md), linked relative to `out`."""
     tasks = {t.name: t for t in discover_tasks()}
-    frame, _ = current_rows(ResultStore(results_dir).rows(), tasks)
+    rows = ResultStore(results_dir).rows()
+    frame, _ = current_rows(rows, tasks)
     groups = claim_tasks(frame, tasks)
     main, why = groups["main"], Causes.load(causes, frame)
+    protocols = protocol_frame(rows, tasks, frame)
+    ranked = [t.name for t in tasks.values() if t.kind.ranked]
+    colours = method_colours(sorted(set(frame.method[frame.task.isin(ranked)]) - {NATIVE}) if not frame.empty else [])
+    folder = (plot_root if plot_root is not None else out.parent.parent) / PLOTS
+
+    def noisy_figure(task: Task, curves: dict[tuple[str, float], tuple[float, float]]) -> str:
+        path = folder / f"{task.name}-noisy.png"
+        curve_plot(curves, path, colours, title=f"{task.name}: noisy anchors",
+                   xlabel="fraction p of the anchor pairs mismatched", ylabel="accuracy",
+                   native=native_value(frame, task, "accuracy"))
+        return f"![{task.name}: accuracy against p]({Path(os.path.relpath(path, out.parent)).as_posix()})"
+
+    stitching = [t for t in tasks.values() if t.kind.ranked and "accuracy" in t.spec.metrics]
     sections = [absolute_near_chance(frame, main), ortho_vs_linear(frame, main, why), saturation(frame, main),
                 normalisation(frame, groups["ablations"]), irp_vs_ortho(frame, main),
                 irp_regulariser(frame, groups["irp_ablations"], why),
                 reconstruction_errors(frame, groups["pixels"], why),
-                merging_claims(frame, groups["unranked"], why)]
+                merging_claims(frame, groups["unranked"], why),
+                noisy_anchors(protocols, stitching, noisy_figure), anchor_free(protocols, stitching),
+                relative_vs_translation(frame, stitching), cross_modal(frame, stitching)]
     lines = ["# Findings: the papers' claims against our results", "",
              "Generated by `bench leaderboard` from `results/`; do not edit by hand. Accuracy is stitched "
              "classification accuracy, mean ± 95% interval over anchor seeds (of the mean over encoder pairs). "

@@ -1,5 +1,6 @@
 """The report's figures (matplotlib, imported on first use): fit time against score, the main
-metric against the number of anchors, and the source-by-target matrix per task."""
+metric against the number of anchors (or any other x, e.g. the fraction of mismatched anchor pairs),
+and the source-by-target matrix per task."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,6 +18,7 @@ from bench.task import Task
 if TYPE_CHECKING:  # matplotlib itself is imported on first use
     from matplotlib.figure import Figure
 
+PLOTS = "results/plots"  # where the figures live, below the repository root
 DPI = 100  # fixed: the PNG bytes must not depend on the machine's matplotlib defaults
 
 
@@ -42,26 +44,33 @@ def method_colours(methods: list[str]) -> dict[str, Any]:
     return {m: palette(i % palette.N) for i, m in enumerate(sorted(methods))}
 
 
-def anchor_plot(frame: pd.DataFrame, task: Task, path: Path, colours: dict[str, Any]) -> None:
+def curve_plot(summary: dict[tuple[str, Any], tuple[float, float]], path: Path, colours: dict[str, Any], *,
+               title: str, xlabel: str, ylabel: str, native: float = float("nan"), log_x: bool = False) -> None:
+    """Each method's mean against x with its 95% band, from summary: (method, x) -> (mean, half-width);
+    the native ceiling dashed when there is one."""
     plt = _pyplot()
-    summary = summarise(frame, task, task.main_metric)
     figure, axes = plt.subplots(figsize=(6, 4), dpi=DPI)
     for method in sorted({m for m, _ in summary}):
-        counts = sorted(n for m, n in summary if m == method)
-        means = np.array([summary[(method, n)][0] for n in counts])
-        halves = np.nan_to_num(np.array([summary[(method, n)][1] for n in counts]))
-        axes.plot(counts, means, marker="o", label=method, color=colours.get(method))
-        axes.fill_between(counts, means - halves, means + halves, alpha=0.15, color=colours.get(method))
-    native = native_value(frame, task, task.main_metric)
+        xs = sorted(x for m, x in summary if m == method)
+        means = np.array([summary[(method, x)][0] for x in xs])
+        halves = np.nan_to_num(np.array([summary[(method, x)][1] for x in xs]))
+        axes.plot(xs, means, marker="o", label=method, color=colours.get(method))
+        axes.fill_between(xs, means - halves, means + halves, alpha=0.15, color=colours.get(method))
     if not np.isnan(native):
         axes.axhline(native, color="black", linestyle="--", linewidth=1, label="native")
-    axes.set_xscale("log", base=2)
-    axes.set_xlabel("number of anchors")
-    axes.set_ylabel(task.main_metric)
-    axes.set_title(task.name)
+    if log_x:
+        axes.set_xscale("log", base=2)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
     axes.legend(fontsize=7, loc="best")
     figure.tight_layout()
     _save(figure, path)
+
+
+def anchor_plot(frame: pd.DataFrame, task: Task, path: Path, colours: dict[str, Any]) -> None:
+    curve_plot(summarise(frame, task, task.main_metric), path, colours, title=task.name, xlabel="number of anchors",
+               ylabel=task.main_metric, native=native_value(frame, task, task.main_metric), log_x=True)
 
 
 def matrix_plot(frame: pd.DataFrame, task: Task, path: Path) -> None:

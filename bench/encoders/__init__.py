@@ -5,10 +5,10 @@ registers the built-in encoders, in this order (the registry's listing order, he
 """
 # isort: off
 from bench.encoders.base import (ENCODERS, Encoder, EncoderDataMismatch, cached_module, embeddings,  # noqa: F401
-                                 encoder_embeddings, module_hash)
+                                 encoder_embeddings, encoder_modality, module_hash)
 from bench.encoders import autoencoders, trained  # noqa: F401
 from bench.encoders import adapters, pretrained, text  # noqa: F401  (offline pretrained encoders, adapters)
 # isort: on
 
 __all__ = ["ENCODERS", "Encoder", "EncoderDataMismatch", "cached_module", "embeddings", "encoder_embeddings",
-           "module_hash"]
+           "encoder_modality", "module_hash"]

@@ -25,7 +25,16 @@ import torch
 
 from bench.datasets import Dataset
 from bench.encoders.base import ENCODERS, Encoder, EncoderDataMismatch
-from bench.encoders.packaged import EncoderUnavailable, batches, files_hash, quiet_transformers, require_modality, texts
+from bench.encoders.packaged import (
+    EncoderUnavailable,
+    batches,
+    distinct,
+    files_hash,
+    images,
+    quiet_transformers,
+    require_modality,
+    texts,
+)
 
 
 def state_hash(module: torch.nn.Module) -> str:
@@ -133,7 +142,7 @@ class SentenceTransformerEncoder(Encoder):
 
     def embed(self, dataset: Dataset, device: torch.device) -> np.ndarray:
         require_modality(self.id, self.modality, dataset)
-        samples = texts(dataset)
+        samples, rows_of = distinct(texts(dataset))  # each distinct text once: (k,) texts, (n,) rows into them
         order = _text_order(samples)
         model = self.model.to(device)
         chunks = [model.encode([samples[i] for i in order[rows]], batch_size=self.batch_size, convert_to_numpy=True,
@@ -141,7 +150,7 @@ class SentenceTransformerEncoder(Encoder):
         model.to("cpu")
         out = np.empty((len(samples), chunks[0].shape[1]), dtype=np.float32)
         out[order] = np.concatenate(chunks)
-        return out
+        return out[rows_of]
 
 
 # --- hf: transformers with a declared pooling -------------------------------------------------------------------
@@ -184,7 +193,7 @@ class HFEncoder(Encoder):
         tokenizer, model = self.parts
         model = model.to(device)
         limit = min(self.max_tokens, getattr(tokenizer, "model_max_length", self.max_tokens) or self.max_tokens)
-        samples = texts(dataset)
+        samples, rows_of = distinct(texts(dataset))  # each distinct text once: (k,) texts, (n,) rows into them
         order = _text_order(samples)
         chunks = []
         for rows in batches(len(samples), self.batch_size, self.id):
@@ -200,7 +209,7 @@ class HFEncoder(Encoder):
         model.to("cpu")
         out = np.empty((len(samples), chunks[0].shape[1]), dtype=np.float32)
         out[order] = np.concatenate(chunks)
-        return out
+        return out[rows_of]
 
 
 # --- torchvision: ImageNet models -------------------------------------------------------------------------------
@@ -245,13 +254,13 @@ class TorchvisionEncoder(Encoder):
         require_modality(self.id, self.modality, dataset)
         model, transform = self.parts
         model = model.to(device)
-        x = torch.from_numpy(np.asarray(dataset.x, dtype=np.float32))  # (n, c, h, w) in [0, 1]
+        x = torch.from_numpy(images(dataset))  # (n, c, h, w) in [0, 1]
         chunks = []
         for rows in batches(len(x), self.batch_size, self.id):
-            images = x[rows].to(device)
-            if images.shape[1] == 1:
-                images = images.expand(-1, 3, -1, -1)
-            chunks.append(model(transform(images)).flatten(1).cpu())
+            batch = x[rows].to(device)
+            if batch.shape[1] == 1:
+                batch = batch.expand(-1, 3, -1, -1)
+            chunks.append(model(transform(batch)).flatten(1).cpu())
         model.to("cpu")
         return torch.cat(chunks).numpy()
 

@@ -63,6 +63,7 @@ class AutoencoderEncoder(Encoder):
     """A convolutional autoencoder trained by the harness; the latent is its bottleneck."""
 
     code_version = "2"  # 2: trained on one thread
+    modality = "image"
 
     def __init__(self, dataset: str, width: int, seed: int):
         self.dataset, self.width, self.seed = dataset, width, seed

@@ -25,6 +25,9 @@ from bench.registry import Registry
 class Encoder(ABC):
     id: str
     dataset: str | None = None  # the one data set this encoder accepts, or None for any
+    # what it reads of a data set, "image" or "text" (Dataset.samples): a paired image+text set serves
+    # both kinds; None for an encoder that reads no samples (precomputed embeddings)
+    modality: str | None = None
     code_version: str = "1"
 
     @abstractmethod
@@ -45,6 +48,11 @@ ENCODERS: Registry[Encoder] = Registry("encoder")
 
 class EncoderDataMismatch(ValueError):
     pass
+
+
+def encoder_modality(encoder_id: str) -> str | None:
+    """The modality an encoder reads, from the registry alone (no weights loaded); None when unknown."""
+    return ENCODERS.get(encoder_id).modality if encoder_id in ENCODERS else None
 
 
 def embeddings(encoder_id: str, dataset: Dataset, device: torch.device) -> np.ndarray:

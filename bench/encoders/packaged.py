@@ -61,7 +61,8 @@ def files_hash(*paths: Path) -> str:
 
 
 def require_modality(encoder_id: str, modality: str, dataset: Dataset) -> None:
-    if dataset.modality != modality:
+    """An encoder reads its own modality of a data set: a paired image+text set serves both kinds."""
+    if modality not in dataset.modalities:
         raise EncoderDataMismatch(f"encoder {encoder_id!r} embeds {modality} data, but data set {dataset.name!r} "
                                   f"holds {dataset.modality} samples")
 
@@ -77,7 +78,24 @@ def batches(n: int, size: int, desc: str) -> Iterator[slice]:
 
 
 def texts(dataset: Dataset) -> list[str]:
-    return [str(t) for t in np.asarray(dataset.x).tolist()]
+    """Every sample's text, in the data set's order (a paired set's texts, not its images)."""
+    return [str(t) for t in np.asarray(dataset.samples("text")).tolist()]
+
+
+def images(dataset: Dataset) -> np.ndarray:
+    """(n, c, h, w) float32 in [0, 1]: every sample's image (a paired set's images, not its texts)."""
+    return np.asarray(dataset.samples("image"), dtype=np.float32)
+
+
+def distinct(samples: list[str]) -> tuple[list[str], np.ndarray]:
+    """The distinct texts in order of first occurrence, and (n,) each sample's row among them.
+
+    A class-level paired set repeats a few hundred texts over thousands of images: each is encoded
+    once and scattered back. For texts that are all distinct this is the identity (same order, so
+    the same batches as before)."""
+    row_of: dict[str, int] = {}
+    rows = np.array([row_of.setdefault(text, len(row_of)) for text in samples], dtype=np.int64)
+    return list(row_of), rows
 
 
 def quiet_transformers() -> None:

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from bench.datasets import Dataset
 from bench.encoders.base import ENCODERS, Encoder
-from bench.encoders.packaged import batches, files_hash, package_file, require_modality
+from bench.encoders.packaged import batches, files_hash, images, package_file, require_modality
 
 # EfficientNet-B0 stages: (repeats, kernel, stride, expand ratio, in channels, out channels)
 STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
@@ -180,7 +180,7 @@ class EfficientNetLiteEncoder(Encoder):
     def embed(self, dataset: Dataset, device: torch.device) -> np.ndarray:
         require_modality(self.id, self.modality, dataset)
         network = self.network.to(device)
-        x = torch.from_numpy(np.asarray(dataset.x, dtype=np.float32))  # (n, c, h, w)
+        x = torch.from_numpy(images(dataset))  # (n, c, h, w)
         chunks = [network.features(prepare(x[rows].to(device), self.image_size)
                                    .contiguous(memory_format=torch.channels_last)).cpu()
                   for rows in batches(len(x), BATCH, self.id)]

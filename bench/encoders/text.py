@@ -27,6 +27,7 @@ from bench.encoders.base import ENCODERS, Encoder
 from bench.encoders.packaged import (
     EncoderUnavailable,
     batches,
+    distinct,
     files_hash,
     package_file,
     quiet_transformers,
@@ -51,15 +52,15 @@ class TextEncoder(Encoder):
         """(len(batch), d) float32 embeddings of a list of strings."""
 
     def embed(self, dataset: Dataset, device: torch.device) -> np.ndarray:
-        """Batches of similar length (less padding), returned in the data set's order."""
+        """Each distinct text once, in batches of similar length (less padding), returned in the data set's order."""
         require_modality(self.id, self.modality, dataset)
-        samples = texts(dataset)
-        order = np.argsort([len(t) for t in samples], kind="stable")  # (n,) shortest first
+        samples, rows = distinct(texts(dataset))  # (k,) texts, (n,) row of each sample among them
+        order = np.argsort([len(t) for t in samples], kind="stable")  # (k,) shortest first
         ordered = [samples[i] for i in order]
-        chunks = [self.encode(ordered[rows], device) for rows in batches(len(ordered), self.batch_size, self.id)]
+        chunks = [self.encode(ordered[part], device) for part in batches(len(ordered), self.batch_size, self.id)]
         out = np.empty((len(samples), chunks[0].shape[1]), dtype=np.float32)
         out[order] = np.concatenate(chunks)
-        return out  # (n, d)
+        return out[rows]  # (n, d)
 
 
 def _register(encoder: Encoder) -> None:

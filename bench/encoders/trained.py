@@ -80,6 +80,7 @@ class TrainedClassifierEncoder(Encoder):
 
     code_version = "2"  # 2: trained on one thread
     dataset: str  # always one
+    modality = "image"
 
     def __init__(self, dataset: str, arch: str, width: int, seed: int, indices: np.ndarray | None = None,
                  tag: str = ""):

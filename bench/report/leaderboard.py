@@ -27,6 +27,7 @@ from bench.report.rows import current_rows, failed_counts, unavailable_reasons
 from bench.report.stats import arrow, fmt, largest_count, native_value, summarise
 from bench.report.tables import (
     NATIVE_LABEL,
+    crossmodal_blocks,
     method_cell,
     methods_table,
     overview_table,
@@ -69,6 +70,7 @@ def task_blocks(frame: pd.DataFrame, task: Task, cells: pd.DataFrame, names: dic
     table.append([NATIVE_LABEL, *(fmt(native_value(frame, task, metric), np.nan) for metric in spec.metrics), "–"])
     blocks += [Para([f"All metrics at n={largest} anchors:"]),
                Table(["method"] + [f"{m} {arrow(m)}" for m in spec.metrics] + ["fit ms"], table)]
+    blocks += crossmodal_blocks(frame, task, names)  # [] unless the task's encoders read different modalities
     return blocks + unavailable_para(reasons) + plots
 
 

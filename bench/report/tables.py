@@ -1,4 +1,5 @@
-"""The report's tables: the ranking, each method's main metric per task, the methods' cards."""
+"""The report's tables: the ranking, each method's main metric per task, the methods' cards, and the
+cross-modal encoder x decoder matrix of tasks whose encoders read different modalities."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -6,11 +7,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from bench.compare import FLOOR, NATIVE
+from bench.compare import FLOOR, NATIVE, RELATIVE
+from bench.encoders import encoder_modality
 from bench.method import METHODS, REPO_ROOT
+from bench.metrics import METRICS
 from bench.ranking import Ranking, rank
 from bench.registry import Registry
-from bench.report.blocks import Block, Code, Inline, Para, Table, User, link_or_text
+from bench.report.blocks import Block, Code, Inline, Para, Strong, Table, User, link_or_text
 from bench.report.stats import arrow, fmt, largest_count, native_value, summarise
 from bench.task import Task
 
@@ -90,3 +93,88 @@ def methods_table(labels: list[str], names: dict[str, str], registry: Registry =
                      User(str(card.get("defaults_chosen_by", "") or "not stated"))])
     return Table(["method", "title", "authors", "paper", "license", "defaults chosen by"], rows)
 
+
+
+# --- the cross-modal matrix (the semantic-alignment paper's encoder x decoder table) -------------------------
+
+
+def task_modalities(task: Task) -> dict[str, str | None]:
+    """Each encoder of the task (in order of first appearance) -> the modality it reads (None: unknown)."""
+    encoders = dict.fromkeys(e for pair in task.pairs() for e in pair)
+    return {e: encoder_modality(e) for e in encoders}
+
+
+def is_cross_modal(task: Task) -> bool:
+    """A task whose encoders read different modalities of one paired data set: what the matrix is for.
+    Decided from the encoders' declared modality, so it holds for any kind and any task name."""
+    return len({m for m in task_modalities(task).values() if m is not None}) > 1
+
+
+def _pair_means(frame: pd.DataFrame, task: Task, column: str, largest: int) -> pd.Series:
+    """(method, source, target) -> mean over seeds of `column` at the largest anchor count."""
+    rows = frame[(frame.task == task.name) & (frame.n_anchors == largest) & (frame.method != NATIVE)]
+    return rows.groupby(["method", "source", "target"])[column].mean()
+
+
+def crossmodal_blocks(frame: pd.DataFrame, task: Task, names: dict[str, str]) -> list[Block]:
+    """For a cross-modal task: the main metric as an encoder (rows) x decoder (columns) matrix for the
+    method best across modalities, its native scores on the diagonal, and every method by direction
+    (text -> image, image -> text, within one modality), baselines included. [] for any other task."""
+    largest = largest_count(frame, task)
+    if not is_cross_modal(task) or largest is None:
+        return []
+    metric, column = task.main_metric, f"m:{task.main_metric}"
+    modality = task_modalities(task)
+    kinds = list(dict.fromkeys(m for m in modality.values() if m is not None))
+    encoders = sorted((e for e in modality if modality[e] is not None), key=lambda e: kinds.index(modality[e] or ""))
+    means = _pair_means(frame, task, column, largest)
+    if means.empty:
+        return []
+    native = (frame[(frame.task == task.name) & (frame.method == NATIVE)]
+              .drop_duplicates("target").set_index("target")[column])
+    sign = 1 if METRICS.get(metric).higher_is_better else -1
+
+    def direction(source: str, target: str) -> str:
+        return f"{modality[source]} → {modality[target]}"
+
+    pairs = [(s, t) for s, t in task.pairs() if modality[s] is not None and modality[t] is not None]
+    crossing = sorted({direction(s, t) for s, t in pairs if modality[s] != modality[t]})
+    directions = crossing + sorted({direction(s, t) for s, t in pairs if modality[s] == modality[t]})
+    by_direction: dict[str, dict[str, float]] = {}  # method -> direction -> mean over its pairs
+    for method in sorted(set(means.index.get_level_values("method"))):
+        own = means[method]
+        by_direction[method] = {d: float(np.mean([v for (s, t), v in own.items() if direction(s, t) == d] or [np.nan]))
+                                for d in directions}
+
+    def across(method: str) -> float:  # the method's mean over the cross-modal directions, for sorting
+        values = [by_direction[method][d] for d in crossing if not np.isnan(by_direction[method][d])]
+        return sign * float(np.mean(values)) if values else -np.inf
+
+    methods = sorted(by_direction, key=lambda m: (-across(m), m))
+    # the matrix shows a translation: not the floor, nor the harness's baseline that translates nothing
+    best = next((m for m in methods if m not in (FLOOR, RELATIVE)), methods[0])
+    header: list[Inline] = ["encoder ↓ decoder →", *(User(f"{modality[e]}: {e}") for e in encoders)]
+    matrix: list[list[Inline]] = []
+    for source in encoders:
+        row: list[Inline] = [User(f"{modality[source]}: {source}")]
+        for target in encoders:
+            if source == target:
+                row.append(Strong(fmt(float(native.get(target, np.nan)), np.nan)))
+            else:
+                row.append(fmt(float(means[best].get((source, target), np.nan)), np.nan))
+        matrix.append(row)
+    table: list[list[Inline]] = [[method_cell(m, names), *(fmt(by_direction[m][d], np.nan) for d in directions)]
+                                 for m in methods]
+    table.append([NATIVE_LABEL, *(fmt(float(np.mean([native.get(t, np.nan) for s, t in pairs
+                                                     if direction(s, t) == d])), np.nan) for d in directions)])
+    return [
+        Para([Strong(f"Cross-modal matrix, {metric} {arrow(metric)}"), f" at n={largest} anchors (mean over seeds): "
+              "rows are encoders (the source), columns decoders (the target's head, fitted on its own embeddings); "
+              f"the bold diagonal is `{NATIVE}`, each decoder on its own modality's embeddings. Method: ",
+              method_cell(best, names), ", the best across modalities. Which samples pair across the modalities "
+              "(the same instance, or only the same class) is the data set's: see the task's description."]),
+        Table(header, matrix),
+        Para([f"{metric} {arrow(metric)} by direction at n={largest}: the mean over the encoder pairs of each "
+              f"direction; the `{NATIVE}` row averages the targets' own scores over the same pairs."]),
+        Table(["method", *directions], table),
+    ]

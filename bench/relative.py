@@ -233,3 +233,15 @@ def baseline_source_hash(name: str) -> str:
     if name != RELATIVE:
         return ""
     return hashlib.sha256(RELATIVE_DECODER.identity.encode()).hexdigest()[:16]
+
+
+# what the leaderboard's Methods table shows for the baseline, which has no submission folder and no card.yaml
+CARD = {
+    "title": "relative representations (no translation)",
+    "authors": ["Luca Moschella", "Valentino Maiorca", "Marco Fumero", "Antonio Norelli", "Francesco Locatello",
+                "Emanuele Rodolà"],
+    "paper": "https://arxiv.org/abs/2209.15430",
+    "license": "MIT",
+    "defaults_chosen_by": "A priori: the task's logistic decoder (C = 1) on cosines to the cell's own anchors, "
+                          "as the paper trains its usual head on relative representations; nothing is tuned.",
+}

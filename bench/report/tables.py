@@ -13,6 +13,7 @@ from bench.method import METHODS, REPO_ROOT
 from bench.metrics import METRICS
 from bench.ranking import Ranking, rank
 from bench.registry import Registry
+from bench.relative import CARD as RELATIVE_CARD
 from bench.report.blocks import Block, Code, Inline, Para, Strong, Table, User, link_or_text
 from bench.report.stats import arrow, fmt, largest_count, native_value, summarise
 from bench.task import Task
@@ -84,7 +85,7 @@ def methods_table(labels: list[str], names: dict[str, str], registry: Registry =
     rows = []
     for label in labels:
         name = names.get(label, label)
-        card = registry.get(name).card if name in registry else {}
+        card = registry.get(name).card if name in registry else {RELATIVE: RELATIVE_CARD}.get(name, {})
         authors = card.get("authors", "")
         authors = ", ".join(map(str, authors)) if isinstance(authors, list) else str(authors)
         paper = str(card.get("paper", "") or "")

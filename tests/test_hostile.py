@@ -65,26 +65,27 @@ RUN_FAILS = {  # method -> what each of its cells' errors must say under `bench 
 POOLED_RULE = "FAIL  fit_independent: a fit on anchor set B changes after another instance was fitted on A"
 OUT_OF_MEMORY = "can't allocate memory: you tried to allocate 8589934592 bytes"
 AFTER_FIRST_FIT = ["output_shape", "output_finite", "inputs_unchanged", "rows_independent", "output_type", "seed_reproducible",
-                   "pickle_roundtrip", "beats_floor", "fit_many", "fit_independent", "transform_independent"]
+                   "pickle_roundtrip", "beats_floor", "fit_many", "fit_independent", "transform_independent",
+                   "pairings", "fit_unpaired"]
 FITTING_RULES = ["fit_returns_self", "output_shape", "output_finite", "inputs_unchanged", "rows_independent", "output_type",
                  "seed_reproducible", "pickle_roundtrip", "beats_floor", "fit_independent", "transform_independent"]
-# method -> (exit code, lines the output must contain); the rest: 0 and "14/14 rules passed" (pools-shm
+# method -> (exit code, lines the output must contain); the rest: 0 and "16/16 rules passed" (pools-shm
 # included: its pooling crosses processes only, which no rule can see; the sandbox has to stop it)
 CHECK_EXPECTED = {
-    "pools-module": (1, [POOLED_RULE, "13/14 rules passed"]),
-    "pools-class": (1, [POOLED_RULE, "13/14 rules passed"]),
+    "pools-module": (1, [POOLED_RULE, "15/16 rules passed"]),
+    "pools-class": (1, [POOLED_RULE, "15/16 rules passed"]),
     # after the first rule that runs out of time, none is run: each would hang again (bench/sandbox.py, Isolated.check)
     "hangs": (1, ["FAIL  fit_returns_self: time limit: the rule took longer than 5 s; the worker was killed"]
-                 + [f"FAIL  {rule}: not run: an earlier rule ran out of time" for rule in AFTER_FIRST_FIT] + ["2/14 rules passed"]),
-    "hogs-memory": (1, [f"FAIL  {rule}: RuntimeError: " for rule in FITTING_RULES] + ["3/14 rules passed"]),
+                 + [f"FAIL  {rule}: not run: an earlier rule ran out of time" for rule in AFTER_FIRST_FIT] + ["2/16 rules passed"]),
+    "hogs-memory": (1, [f"FAIL  {rule}: RuntimeError: " for rule in FITTING_RULES] + ["5/16 rules passed"]),
 }
 SUBMIT_REJECTED = {  # method -> lines of `bench submit`'s output: it stops at the conformance suite (exit 1)
-    "pools-module": ["FAIL  conformance: 13/14 rules passed", "      fit_independent: a fit on anchor set B changes"],
-    "pools-class": ["FAIL  conformance: 13/14 rules passed", "      fit_independent: a fit on anchor set B changes"],
-    "hangs": ["FAIL  conformance: 2/14 rules passed",
+    "pools-module": ["FAIL  conformance: 15/16 rules passed", "      fit_independent: a fit on anchor set B changes"],
+    "pools-class": ["FAIL  conformance: 15/16 rules passed", "      fit_independent: a fit on anchor set B changes"],
+    "hangs": ["FAIL  conformance: 2/16 rules passed",
               "      fit_returns_self: time limit: the rule took longer than 60 s; the worker was killed"]
              + [f"      {rule}: not run: an earlier rule ran out of time" for rule in AFTER_FIRST_FIT],
-    "hogs-memory": ["FAIL  conformance: 3/14 rules passed", "      fit_returns_self: RuntimeError: "],
+    "hogs-memory": ["FAIL  conformance: 5/16 rules passed", "      fit_returns_self: RuntimeError: "],
 }
 # Each command's limit: generous for a loaded 2-core machine. A hanging method costs `bench check
 # --time-limit 5` one 5 s rule and `bench submit` one 60 s rule (its fixed per-rule limit), then no
@@ -442,7 +443,7 @@ def assert_like_linear(hostile: Hostile, rows: list[dict], name: str) -> None:
 def test_check(hostile, name):
     command = hostile.commands[f"check-{name}"]
     assert_ended(command, SECONDS["check-hangs" if name == "hangs" else "check"])
-    code, lines = CHECK_EXPECTED.get(name, (0, ["14/14 rules passed"]))
+    code, lines = CHECK_EXPECTED.get(name, (0, ["16/16 rules passed"]))
     assert command.rc == code, command.describe()
     for line in lines:
         assert line in command.output, f"{line!r} not in {command.describe()}"
@@ -469,7 +470,7 @@ def test_submit(hostile, name):
             assert command.output.count(OUT_OF_MEMORY) == len(FITTING_RULES), command.describe()
     else:
         assert command.rc == 0, command.describe()
-        assert "PASS  conformance: 14/14 rules passed" in command.output, command.describe()
+        assert "PASS  conformance: 16/16 rules passed" in command.output, command.describe()
         # its 2 cells and their 2 nulls (the same anchors, pairs shuffled), all sandboxed
         assert "PASS  suite: cells run: 4, skipped (already stored): 0, failed: 0" in command.output, command.describe()
         assert_like_linear(hostile, result_rows(command.results), name)

@@ -60,7 +60,7 @@ def test_submit_example_end_to_end(registry, tmp_path, capsys):
 
     assert main(["submit", str(EXAMPLE), "--results", str(results), "--tasks", str(task_file), "--device", "cpu", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "PASS  card" in out and "PASS  conformance: 14/14 rules passed" in out
+    assert "PASS  card" in out and "PASS  conformance: 16/16 rules passed" in out
     assert "cells run: 32, skipped (already stored): 0, failed: 0" in out  # its own 2 pairs x 8 seeds, and their nulls
     assert {p.name: p.read_bytes() for p in (results / "tiny-submit").glob("*.jsonl") if p.name in others} == others
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 import pickle
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,16 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from bench.compare import FLOOR, max_difference, same_output  # "the same output": bench/compare.py
-from bench.method import METHODS, PAIRINGS, Method, fits_in_batches, get_method, load_submission, takes_seed
+from bench.method import (
+    METHODS,
+    PAIRINGS,
+    Method,
+    declared_pairings,
+    fits_in_batches,
+    get_method,
+    load_submission,
+    takes_seed,
+)
 from bench.preprocessing import pad_or_truncate
 
 N_ANCHORS, N_EVAL, DIM = 48, 12, 8  # small: the whole suite runs in well under a second
@@ -358,10 +367,8 @@ def check_fit_unpaired(method_cls: type, params: dict[str, Any] | None = None) -
     protocol (unpaired: known = 0; partial: known = PARTIAL_KNOWN), fit_unpaired on n source rows and
     n' != n target rows returns self, and transform then gives a finite (m, dy) output, for dx < dy,
     dx = dy and dx > dy. A method that declares neither is never asked (the runner never calls it)."""
-    # a malformed declaration is the pairings rule's business; here it declares only what it names
-    attribute: Any = getattr(method_cls, "pairings", ())
-    declared: Collection[Any] = attribute if isinstance(attribute, (frozenset, set, tuple, list)) else ()
-    protocols = [p for p in ("partial", "unpaired") if p in declared]
+    # a malformed declaration is the pairings rule's business; here it declares what the runner reads of it
+    protocols = [p for p in declared_pairings(method_cls) if p != "paired"]
     if not protocols:
         return "not asked: pairings declares neither partial nor unpaired, so the runner never calls fit_unpaired"
     owner = next(klass for klass in method_cls.__mro__ if "fit_unpaired" in vars(klass))

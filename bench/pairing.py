@@ -76,7 +76,7 @@ class Pairing:
         if self.protocol == "paired":
             return drawn, drawn
         if self.protocol == NULL:
-            return drawn, drawn[derangement(n, np.random.default_rng([seed, 0x5EED]))]
+            return drawn, drawn[shuffled_pairs(n, seed)]
         if self.protocol == "noisy":
             return drawn, drawn[mismatched(n, float(self.amount or 0), seed)]
         known = int(self.known or 0)

@@ -62,7 +62,7 @@ from bench.anchors import GEOMETRIC
 from bench.compare import FLOOR, NATIVE
 from bench.datasets import DATASETS, Dataset, DatasetUnavailable, load_dataset
 from bench.decoders import DECODERS
-from bench.method import REPO_ROOT
+from bench.method import REPO_ROOT, declared_pairings
 from bench.metrics import METRICS
 from bench.pairing import NULL, Pairing
 from bench.registry import Registry
@@ -419,7 +419,7 @@ class Task:
     def fits(self, method: MethodSpec, pairing: Pairing) -> bool:
         """Whether the plug-in declares the protocol (bench.method.Method.pairings; every one fits paired
         anchors): a cell it cannot fit is not planned, rather than scored on anchors it misreads."""
-        return pairing.needs in getattr(self.kind.plugins.get(method.name).cls, "pairings", {"paired"})
+        return pairing.needs in declared_pairings(self.kind.plugins.get(method.name).cls)
 
 
 def tasks_dir() -> Path:

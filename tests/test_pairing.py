@@ -264,3 +264,13 @@ def test_a_sandboxed_worker_calls_fit_unpaired_with_the_known_pairs(tmp_path):
     outcomes = dict(ProcessExecutor(1, sandboxed=sandbox.unavailable_reason() is None).run([job]))
     outcome = outcomes[0][0]
     assert outcome.error is None and outcome.translated.shape == (5, 4)
+
+
+def test_a_malformed_declaration_plans_the_same_in_process_as_in_a_worker(tmp_path, monkeypatch):
+    class Sly(Unpaired):
+        pairings = "unpaired, partial"  # a string: "unpaired" in it is a substring, not a declared protocol
+
+    monkeypatch.setattr(METHODS, "_entries", dict(METHODS._entries))
+    METHODS.add("sly-local", MethodInfo("sly-local", Sly, None))
+    task = pairing_task(tmp_path, "{partial: [8], unpaired: true}", "[sly-local]")
+    assert {cell.pairing for cell in task.plan()} == {"paired"}  # as bench.method.declared_pairings reads it

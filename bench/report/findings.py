@@ -246,7 +246,8 @@ NOISY_CLAIM, NOISY_FALL = 0.25, 0.5  # the claim's fraction of mismatched pairs;
 Figure = Callable[[Task, dict[tuple[str, float], tuple[float, float]]], str]  # draws a task's curves; its link
 
 
-def noisy_anchors(frame: pd.DataFrame, tasks: list[Task], figure: Figure | None = None) -> list[str]:
+def noisy_anchors(frame: pd.DataFrame, tasks: list[Task], figure: Figure | None = None,
+                  causes: Causes | None = None) -> list[str]:
     """The tasks whose anchors.pairing lists noisy fractions: accuracy per method against p (`frame`:
     protocol_frame's rows), each method's fall from p = 0 to NOISY_FALL, and the claim at NOISY_CLAIM."""
     tasks = [t for t in tasks if t.spec.anchors.pairing.noisy]
@@ -256,6 +257,7 @@ def noisy_anchors(frame: pd.DataFrame, tasks: list[Task], figure: Figure | None 
              f"p = {NOISY_FALL:g}. Rule: robust-ortho's 95% interval lies above ortho's at p = {NOISY_CLAIM:g} "
              "(its mean minus its half-width above ortho's mean plus ortho's half-width).", ""]
     verdicts = ["| task | robust-ortho | ortho | verdict |", "|---|---|---|---|"]
+    disagreeing: list[str] = []
     for task in tasks:
         n, pairing = max(task.spec.anchors.counts), task.spec.anchors.pairing
         fractions = [0.0] * pairing.paired + sorted(pairing.noisy)
@@ -274,13 +276,15 @@ def noisy_anchors(frame: pd.DataFrame, tasks: list[Task], figure: Figure | None 
         lines += ["", figure(task, curves), ""] if figure is not None else [""]
         robust, ortho = _value(curves, "robust-ortho", NOISY_CLAIM), _value(curves, "ortho", NOISY_CLAIM)
         verdicts.append(f"| {task.name} | {fmt(*robust)} | {fmt(*ortho)} | {_verdict(_beats(robust, ortho))} |")
-    return lines + (verdicts if tasks else ["Not measured yet: no task lists noisy anchors."])
+        disagreeing += [task.name] if _beats(robust, ortho) is False else []
+    return lines + (verdicts if tasks else ["Not measured yet: no task lists noisy anchors."]) + _why(
+        causes, disagreeing, no_cause_measured)
 
 
 ANCHOR_FREE = "mini-vec2vec"  # the reference method for partial and unpaired anchors
 
 
-def anchor_free(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
+def anchor_free(frame: pd.DataFrame, tasks: list[Task], causes: Causes | None = None) -> list[str]:
     """The tasks whose anchors.pairing lists partial or unpaired anchors: at each count, the anchor-free method
     under each protocol against absolute (unpaired cells) and paired ortho (`frame`: protocol_frame's rows)."""
     tasks = [t for t in tasks if t.spec.anchors.pairing.unpaired or t.spec.anchors.pairing.partial]
@@ -292,6 +296,7 @@ def anchor_free(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
              f"{ANCHOR_FREE}'s.", ""]
     table = [f"| task | n | absolute | {ANCHOR_FREE} unpaired | {ANCHOR_FREE} partial | {ANCHOR_FREE} paired "
              "| ortho paired | gap to paired | verdict |", "|---" * 9 + "|"]
+    disagreeing: list[tuple[str, int]] = []
     for task in tasks:
         pairing = task.spec.anchors.pairing
         labels = [p.label for p in pairing.protocols()]
@@ -309,10 +314,12 @@ def anchor_free(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
             table.append(f"| {task.name} | {n} | {fmt(*absolute)} | {fmt(*free)} | {partial} | "
                          f"{fmt(*paired.get(ANCHOR_FREE, NAN))} | {fmt(*ortho)} | {_number(gap, '+.3f')} "
                          f"| {_verdict(_beats(free, absolute))} |")
-    return lines + (table if tasks else ["Not measured yet: no task lists partial or unpaired anchors."])
+            disagreeing += [(task.name, n)] if _beats(free, absolute) is False else []
+    return lines + (table if tasks else ["Not measured yet: no task lists partial or unpaired anchors."]) + _why(
+        causes, disagreeing, no_cause_measured)
 
 
-def relative_vs_translation(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
+def relative_vs_translation(frame: pd.DataFrame, tasks: list[Task], causes: Causes | None = None) -> list[str]:
     """The tasks with the relative baseline: it against ortho and the best translation method, at the task's
     smallest and largest anchor count, and plainly whether it beats translation."""
     tasks = [t for t in tasks if RELATIVE in t.spec.baselines]
@@ -326,6 +333,7 @@ def relative_vs_translation(frame: pd.DataFrame, tasks: list[Task]) -> list[str]
         return lines + ["Not measured yet: no task scores the relative baseline."]
     lines += ["| task | n | relative | ortho | best translation | verdict |", "|---|---|---|---|---|---|"]
     ahead: list[str] = []  # "task (n = ...)" where relative's interval lies above the best translation's
+    disagreeing: list[tuple[str, int]] = []
     measured = 0
     for task in tasks:
         counts = sorted({min(task.spec.anchors.counts), max(task.spec.anchors.counts)})
@@ -341,20 +349,22 @@ def relative_vs_translation(frame: pd.DataFrame, tasks: list[Task]) -> list[str]
                 ortho[0] >= relative[0] - np.nanmax([relative[1], ortho[1], 0])
             lines.append(f"| {task.name} | {n} | {fmt(*relative)} | {fmt(*ortho)} | "
                          f"{'–' if best is None else f'{best}: {fmt(*translations[best])}'} | {_verdict(ok)} |")
+            disagreeing += [(task.name, n)] if ok is False else []
             beats = None if best is None else _beats(relative, translations[best])
             measured += beats is not None
             ahead += [f"{task.name} (n = {n})"] if beats else []
+    why = _why(causes, disagreeing, no_cause_measured)
     if not measured:
-        return lines + ["", "Whether relative representations beat translation: not measured yet."]
+        return lines + ["", "Whether relative representations beat translation: not measured yet."] + why
     return lines + ["", f"Plainly: relative representations beat translation (their 95% interval above the best "
                         f"translation method's) in {len(ahead)} of {measured} measured rows"
-                        + (f": {', '.join(ahead)}." if ahead else "; translation is never beaten.")]
+                        + (f": {', '.join(ahead)}." if ahead else "; translation is never beaten.")] + why
 
 
 TEXT, IMAGE = "text", "image"  # the modalities the cross-modal claims compare (bench.encoders' declared ones)
 
 
-def cross_modal(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
+def cross_modal(frame: pd.DataFrame, tasks: list[Task], causes: Causes | None = None) -> list[str]:
     """The tasks whose encoders read different modalities: accuracy per method text -> image against image
     -> text, per encoder for the best method across them, and whether a text encoder lifts a weak image decoder."""
     tasks = [t for t in tasks if is_cross_modal(t)]
@@ -366,6 +376,7 @@ def cross_modal(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
              "Rule: the weakest image decoder (lowest native accuracy) is lifted: some text encoder translated into "
              f"it, by some method but `{FLOOR}`, scores above its native accuracy by more than the stitched score's "
              "95% half-width.", ""]
+    disagreeing: list[str] = []
     for task in tasks:
         n = None if frame.empty else largest_count(frame, task)
         if n is None:
@@ -389,17 +400,21 @@ def cross_modal(frame: pd.DataFrame, tasks: list[Task]) -> list[str]:
             into = _accuracy(rows[crossing & (rows.target == encoder)], task, n).get(best, NAN)
             lines.append(f"| {encoder} | {kind} | {_number(_native(rows, task, encoder))} | {fmt(*out)} "
                          f"| {fmt(*into)} |")
-        lines += ["", *_lift(rows, task, n, modality), ""]
-    return lines if tasks else lines + ["Not measured yet: no task stitches across modalities."]
+        lift, lifted = _lift(rows, task, n, modality)
+        lines += ["", *lift, ""]
+        disagreeing += [task.name] if lifted is False else []
+    return (lines if tasks else lines + ["Not measured yet: no task stitches across modalities."]) + _why(
+        causes, disagreeing, no_cause_measured)
 
 
 def _native(rows: pd.DataFrame, task: Task, encoder: str) -> float:
     return native_value(rows[rows.target == encoder], task, "accuracy")
 
 
-def _lift(rows: pd.DataFrame, task: Task, n: int, modality: dict[str, str | None]) -> list[str]:
+def _lift(rows: pd.DataFrame, task: Task, n: int,
+          modality: dict[str, str | None]) -> tuple[list[str], bool | None]:
     """Per image decoder, the best text encoder translated into it against its native accuracy; the claim's
-    verdict on the weakest one."""
+    verdict on the weakest one (None: not decided)."""
     lines = ["| image decoder | native | best text encoder into it | lifted |", "|---|---|---|---|"]
     lifted: dict[str, bool | None] = {}
     for decoder in (e for e, kind in modality.items() if kind == IMAGE):
@@ -414,9 +429,10 @@ def _lift(rows: pd.DataFrame, task: Task, n: int, modality: dict[str, str | None
                      f"{ {None: 'n/a', True: 'yes', False: 'no'}[lifted[decoder]]} |")
     natives = {d: _native(rows, task, d) for d in lifted}
     weakest = min((d for d in natives if not np.isnan(natives[d])), key=natives.__getitem__, default=None)
+    verdict = None if weakest is None else lifted[weakest]
     return lines + ["", "Verdict: n/a (no image decoder's native accuracy)." if weakest is None else
-                    f"Verdict: {_verdict(lifted[weakest])} (the weakest image decoder: {weakest}, native "
-                    f"{natives[weakest]:.3f})."]
+                    f"Verdict: {_verdict(verdict)} (the weakest image decoder: {weakest}, native "
+                    f"{natives[weakest]:.3f})."], verdict
 
 
 # ---------------------------------------------------------------------------------------------
@@ -488,6 +504,13 @@ def _why(causes: Causes | None, rows: list, explain: Callable[[Causes, list], li
             causes = Causes(None, f"`docs/causes.json` is malformed ({type(error).__name__}: {error}; "
                                   "run `bench causes`)")
     return ["", f"**Why**: not measured: {causes.problem}."]
+
+
+def no_cause_measured(causes: Causes, rows: list) -> list[str]:
+    """A claim `bench causes` measures nothing for (the protocols, baselines and cross-modal claims): its
+    disagreeing rows are named as unexplained, not left without a Why."""
+    return [f"**Why**: not measured: `bench causes` measures no cause for this claim yet "
+            f"({', '.join(' n = '.join(map(str, row)) if isinstance(row, tuple) else str(row) for row in rows)})."]
 
 
 def _number(value: Any, spec: str = ".3f") -> str:
@@ -723,8 +746,8 @@ def render_findings(results_dir: Path, out: Path, causes: Path = CAUSES, plot_ro
                 irp_regulariser(frame, groups["irp_ablations"], why),
                 reconstruction_errors(frame, groups["pixels"], why),
                 merging_claims(frame, groups["unranked"], why),
-                noisy_anchors(protocols, stitching, noisy_figure), anchor_free(protocols, stitching),
-                relative_vs_translation(frame, stitching), cross_modal(frame, stitching)]
+                noisy_anchors(protocols, stitching, noisy_figure, why), anchor_free(protocols, stitching, why),
+                relative_vs_translation(frame, stitching, why), cross_modal(frame, stitching, why)]
     lines = ["# Findings: the papers' claims against our results", "",
              "Generated by `bench leaderboard` from `results/`; do not edit by hand. Accuracy is stitched "
              "classification accuracy, mean ± 95% interval over anchor seeds (of the mean over encoder pairs). "

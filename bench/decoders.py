@@ -1,4 +1,5 @@
-"""Decoders: heads fitted on the TARGET encoder's own training embeddings, once per target.
+"""Decoders: heads fitted on the TARGET encoder's own training embeddings, once per target and
+content (kept in the cache, like embeddings: DecoderRecipe.fit).
 
 A stitched prediction is decoder_target(method(X_source)); the native prediction is
 decoder_target(Y_target). The decoder never sees translated data while it is fitted.
@@ -16,12 +17,15 @@ prediction; dropped, it weighs nothing, for every method alike. Heads are fitted
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import sklearn
 import torch
 from sklearn.base import ClassifierMixin
 from sklearn.linear_model import LogisticRegression
@@ -30,6 +34,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
+from bench.cache import cache_key, cached_bytes
 from bench.registry import Registry
 from bench.threads import one_thread
 
@@ -77,30 +82,63 @@ class DecoderRecipe:
                 embeddings, labels)
 
     def fit(self, embeddings: np.ndarray, labels: np.ndarray) -> LinearHead:  # (n, d), (n,)
-        return LinearHead(self.fit_pipeline(embeddings, labels))
+        """The fitted head, from the content cache when the same recipe was fitted on the same rows.
+
+        Keyed by content, as embeddings are: the recipe's identity, scikit-learn's version (a new
+        one may converge elsewhere) and the sha256 of the rows and labels, so a rerun, another task
+        on the same target or a submission's first run reuse the head, and any change refits it."""
+        key = cache_key(kind="decoder", recipe=self.identity, sklearn=sklearn.__version__,
+                        embeddings=content_hash(embeddings), labels=content_hash(labels))
+        return LinearHead.from_bytes(cached_bytes(
+            key, ".npz", lambda: LinearHead.from_pipeline(self.fit_pipeline(embeddings, labels)).to_bytes()))
+
+
+def content_hash(array: np.ndarray) -> str:
+    """sha256 of an array's dtype, shape and values (about 0.1 s for 10,000 x 1,280 float32)."""
+    array = np.ascontiguousarray(array)
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
 
 
 DECODERS: Registry[DecoderRecipe] = Registry("decoder")
 
 
 class LinearHead:
-    """A fitted StandardScaler + linear classifier pipeline that also predicts in torch.
+    """A fitted FeatureScaler + linear classifier as plain arrays, which predict in torch.
 
     predict_tensor gives the pipeline's predictions (tested sample for sample) on the latents'
     own device, without scikit-learn's per-call input validation, which was about half the cost of
     scoring a warm cell. Like scikit-learn it scales in the input's dtype and scores in float64.
+    The arrays are the whole head: it goes to and from the cache as one .npz without pickling.
     """
 
-    def __init__(self, pipeline: Pipeline):
+    FIELDS = ("mean", "scale", "coef", "intercept", "classes")
+
+    def __init__(self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray,
+                 classes: np.ndarray):  # (d,), (d,), (k, d), (k,), (c,); k = 1 for two classes
+        self.mean, self.scale = torch.from_numpy(mean), torch.from_numpy(scale)  # float64
+        self.coef = torch.from_numpy(np.asarray(coef, dtype=np.float64))
+        self.intercept = torch.from_numpy(np.atleast_1d(np.asarray(intercept, dtype=np.float64)))
+        self.classes = torch.from_numpy(classes)
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Pipeline) -> LinearHead:
         scaler, classifier = pipeline[0], pipeline[-1]
-        self.pipeline = pipeline
-        self.mean, self.scale = torch.from_numpy(scaler.mean_), torch.from_numpy(scaler.scale_)  # (d,), (d,) float64
-        self.coef = torch.from_numpy(np.asarray(classifier.coef_, dtype=np.float64))  # (k, d); k = 1 for two classes
-        self.intercept = torch.from_numpy(np.atleast_1d(np.asarray(classifier.intercept_, dtype=np.float64)))  # (k,)
-        self.classes = torch.from_numpy(classifier.classes_)  # (c,)
+        return cls(scaler.mean_, scaler.scale_, classifier.coef_, classifier.intercept_, classifier.classes_)
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez(buffer, **{name: getattr(self, name).numpy() for name in self.FIELDS})
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, payload: bytes) -> LinearHead:
+        with np.load(io.BytesIO(payload), allow_pickle=False) as arrays:
+            return cls(*(arrays[name] for name in cls.FIELDS))
 
     def predict(self, embeddings: np.ndarray) -> np.ndarray:  # (m, d) -> (m,)
-        return self.pipeline.predict(embeddings)
+        return self.predict_tensor(torch.from_numpy(embeddings)).numpy()
 
     def predict_tensor(self, latents: torch.Tensor) -> torch.Tensor:  # (m, d) -> (m,) class ids, same device
         device, dtype = latents.device, latents.dtype

@@ -1,5 +1,6 @@
 """Decoders: the torch prediction path gives scikit-learn's predictions, sample for sample; negligible
-features are dropped; a decoder's identity names its version and parameters."""
+features are dropped; a decoder's identity names its version and parameters; a fitted head is
+kept in the content cache and refitted when its recipe, rows or labels change."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -9,8 +10,9 @@ import pytest
 import torch
 from sklearn.preprocessing import StandardScaler
 
+from bench.cache import CorruptCacheWarning, entries
 from bench.datasets import load_dataset
-from bench.decoders import DECODERS, NEGLIGIBLE_STD, FeatureScaler
+from bench.decoders import DECODERS, NEGLIGIBLE_STD, FeatureScaler, LinearHead
 
 
 @pytest.mark.parametrize("decoder", ["logistic", "linear-svm"])
@@ -20,10 +22,11 @@ def test_predict_tensor_equals_the_sklearn_pipeline(decoder, n_classes):
     keep = data.y < n_classes
     X, y = data.x[keep].reshape(keep.sum(), -1).astype(np.float32), data.y[keep]  # (n, 64) pixels as latents
     head = DECODERS.get(decoder).fit(X[::2], y[::2])
+    pipeline = DECODERS.get(decoder).fit_pipeline(X[::2], y[::2])  # what the head's arrays come from
     rng = np.random.default_rng(0)
     # held-out rows, and the same rows badly translated (scaled, shifted, noisy): many near the boundaries
     for latents in (X[1::2], 1.7 * X[1::2] + 3 + rng.normal(scale=4, size=X[1::2].shape).astype(np.float32)):
-        expected = head.predict(latents)
+        expected = pipeline.predict(latents)
         got = head.predict_tensor(torch.from_numpy(latents))
         assert got.dtype == torch.from_numpy(expected).dtype and np.array_equal(got.numpy(), expected)
     assert len(np.unique(expected)) > 1  # the check saw more than one class predicted
@@ -53,11 +56,12 @@ def test_the_head_ignores_what_a_translation_puts_in_a_near_constant_feature():
     data = load_dataset("digits")
     X = data.x.reshape(len(data.x), -1).astype(np.float32)  # (n, 64) pixels as latents
     X[:, 0] = 1.0 + np.float32(1e-7) * np.random.default_rng(1).normal(size=len(X)).astype(np.float32)
-    head = DECODERS.get("logistic").fit(X[::2], data.y[::2])
+    pipeline = DECODERS.get("logistic").fit_pipeline(X[::2], data.y[::2])
+    head = LinearHead.from_pipeline(pipeline)
     shifted = X[1::2].copy()
     shifted[:, 0] += 1e-3
-    assert np.array_equal(head.predict(shifted), head.predict(X[1::2]))
-    assert np.array_equal(head.predict_tensor(torch.from_numpy(shifted)).numpy(), head.predict(X[1::2]))
+    assert np.array_equal(pipeline.predict(shifted), pipeline.predict(X[1::2]))
+    assert np.array_equal(head.predict_tensor(torch.from_numpy(shifted)).numpy(), pipeline.predict(X[1::2]))
 
 
 def test_a_decoder_identity_names_its_version_and_parameters():
@@ -65,3 +69,54 @@ def test_a_decoder_identity_names_its_version_and_parameters():
     assert logistic.identity == 'logistic v2 {"max_iter": 2000}'
     assert replace(logistic, version=3).identity != logistic.identity
     assert replace(logistic, params={"max_iter": 100}).identity != logistic.identity
+
+
+def _digits_latents() -> tuple[np.ndarray, np.ndarray]:
+    data = load_dataset("digits")
+    return data.x.reshape(len(data.x), -1).astype(np.float32), data.y  # (n, 64) pixels as latents, (n,)
+
+
+def test_a_fitted_head_comes_back_from_the_cache_with_the_same_arrays(fresh_cache, monkeypatch):
+    X, y = _digits_latents()
+    logistic = DECODERS.get("logistic")
+    first = logistic.fit(X, y)
+    assert len(entries()) == 1
+
+    def refit(*args):
+        raise AssertionError("the head was refitted although the cache holds it")
+
+    monkeypatch.setattr(type(logistic), "fit_pipeline", refit)
+    again = logistic.fit(X.copy(), y.copy())  # equal content, other arrays: a hit
+    for name in LinearHead.FIELDS:
+        assert torch.equal(getattr(again, name), getattr(first, name)), name
+    assert torch.equal(again.predict_tensor(torch.from_numpy(X)), first.predict_tensor(torch.from_numpy(X)))
+
+
+@pytest.mark.parametrize("change", ["rows", "labels", "version", "parameters"])
+def test_a_head_is_refitted_when_its_rows_labels_or_recipe_change(fresh_cache, change):
+    X, y = _digits_latents()
+    logistic = DECODERS.get("logistic")
+    logistic.fit(X, y)
+    if change == "rows":
+        X = X.copy()
+        X[0, 10] += 1.0
+    elif change == "labels":
+        y = y.copy()
+        y[0] = (y[0] + 1) % 10
+    elif change == "version":
+        logistic = replace(logistic, version=logistic.version + 1)
+    else:
+        logistic = replace(logistic, params={"max_iter": 50})
+    logistic.fit(X, y)
+    assert len(entries()) == 2  # a second head: the first one's key did not match
+
+
+def test_a_corrupt_cached_head_is_reported_and_refitted(fresh_cache):
+    X, y = _digits_latents()
+    logistic = DECODERS.get("logistic")
+    first = logistic.fit(X, y)
+    (path,) = entries()
+    path.write_bytes(path.read_bytes()[:-20])  # truncated
+    with pytest.warns(CorruptCacheWarning, match=str(path)):
+        again = logistic.fit(X, y)
+    assert torch.equal(again.coef, first.coef)

@@ -223,7 +223,8 @@ def fit_relative_decoder(Y_fit: torch.Tensor, Y_anchors: torch.Tensor, labels: n
     representation of its fit split; any DecoderRecipe works (DECODERS' logistic is the slow reference)."""
     features = relative_representation(Y_fit, Y_anchors).cpu().numpy()  # (N, n) float32
     labels = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
-    return RelativeDecoder(recipe.fit(features, labels), recipe)
+    # not through the cache (recipe.fit): this fit is the baseline's cost, which its rows record
+    return RelativeDecoder(LinearHead.from_pipeline(recipe.fit_pipeline(features, labels)), recipe)
 
 
 def baseline_source_hash(name: str) -> str:

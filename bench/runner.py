@@ -10,6 +10,7 @@ plug-in's code runs wherever the executor puts it, and never sees what scores it
 from __future__ import annotations
 
 import functools
+import itertools
 import platform
 import subprocess
 import time
@@ -27,7 +28,7 @@ from bench.executors import Executor, Job, LocalExecutor, Outcome
 from bench.method import REPO_ROOT
 from bench.relative import baseline_source_hash
 from bench.results import SCHEMA_VERSION, Result, ResultStore
-from bench.task import BadInputError, Cell, Evaluation, LimitSpec, Task, check_against_data
+from bench.task import BadInputError, Cell, Evaluation, LimitSpec, Preparation, Task, check_against_data
 
 # rows are written at most this often: a kill loses at most this much work (plus the job in flight),
 # however slow the cells, and a fast task is not slowed by a rewrite + fsync every few cells
@@ -104,9 +105,11 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
                not in done[cell.method.display]]
     summary.skipped += len(cells) - len(pending)
     evaluation = task.kind.evaluation(task, dataset, device, store.root)
-    references = missing_references(evaluation, task, dataset, device, done)
+    references = missing_references(evaluation, task, dataset, done)
+    prepare(task.name, evaluation.preparations([cell for cell, _ in pending] + [cell for cell, _ in references]),
+            progress)
     if references:
-        store.write(references)
+        store.write([scored_reference(evaluation, cell, row, device) for cell, row in references])
     grouped = evaluation.batches(pending)
     folders = {m.name: str(registry.get(m.name).folder) for m in task.methods if registry.get(m.name).folder}
     # lazy: one job's tensors at a time
@@ -132,21 +135,32 @@ def run_task(task: Task, store: ResultStore, device: torch.device, summary: Summ
     store.write(buffer)
 
 
-def missing_references(evaluation: Evaluation, task: Task, dataset: Dataset, device: torch.device,
-                       done: dict[str, set[str]]) -> list[Result]:
-    """The rows the evaluation scores itself (the kind's ceiling, `native`, and the task's baselines)
-    not stored yet, scored; `done` holds the stored keys by method label."""
-    rows = []
-    for cell in evaluation.reference_cells():
-        row = base_row(task, dataset, cell, source_hash=baseline_source_hash(cell.method.name))
-        if row.key not in done[cell.method.display]:
-            started = time.perf_counter()
-            metrics, unavailable = evaluation.score_reference(cell)
-            anchored = cell.n_anchors > 0  # a baseline's: its anchors and its cost (the ceiling's are none)
-            rows.append(replace(row, device=str(device), metrics=metrics, unavailable=unavailable,
-                                anchor_ids_hash=anchor_ids_hash(evaluation.anchors(cell)) if anchored else None,
-                                fit_seconds=time.perf_counter() - started if anchored else None))
-    return rows
+def prepare(task_name: str, preparations: list[Preparation], progress: bool) -> None:
+    """The cells' shared one-time work, one progress bar per phase (encoding, decoders): each bar's
+    ETA is that phase's own, and the cells' bar that follows counts cells only."""
+    for phase, steps in itertools.groupby(preparations, key=lambda step: step.phase):
+        bar = tqdm(list(steps), desc=f"{task_name}: {phase}", unit="step", disable=not progress, dynamic_ncols=True)
+        for step in bar:
+            bar.set_postfix_str(step.name)
+            step.run()
+
+
+def missing_references(evaluation: Evaluation, task: Task, dataset: Dataset,
+                       done: dict[str, set[str]]) -> list[tuple[Cell, Result]]:
+    """The cells the evaluation scores itself (the kind's ceiling, `native`, and the task's baselines)
+    with no stored row, and their rows to fill; `done` holds the stored keys by method label."""
+    rows = [(cell, base_row(task, dataset, cell, source_hash=baseline_source_hash(cell.method.name)))
+            for cell in evaluation.reference_cells()]
+    return [(cell, row) for cell, row in rows if row.key not in done[cell.method.display]]
+
+
+def scored_reference(evaluation: Evaluation, cell: Cell, row: Result, device: torch.device) -> Result:
+    started = time.perf_counter()
+    metrics, unavailable = evaluation.score_reference(cell)
+    anchored = cell.n_anchors > 0  # a baseline's: its anchors and its cost (the ceiling's are none)
+    return replace(row, device=str(device), metrics=metrics, unavailable=unavailable,
+                   anchor_ids_hash=anchor_ids_hash(evaluation.anchors(cell)) if anchored else None,
+                   fit_seconds=time.perf_counter() - started if anchored else None)
 
 
 def placed(job: Job, folders: dict[str, str]) -> Job:

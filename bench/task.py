@@ -244,10 +244,26 @@ def reference_cell(target: str) -> Cell:
 Scores = tuple[dict[str, float | None], dict[str, str]]  # metric -> value (None: unavailable), metric -> why
 
 
+@dataclass(frozen=True)
+class Preparation:
+    """One piece of the one-time work a task's cells share (bench.runner shows each phase apart)."""
+
+    phase: str  # "encoding", "decoders": steps of one phase are alike in cost, so its ETA is honest
+    name: str  # what the step works on, e.g. an encoder id
+    run: typing.Callable[[], object]  # does it, and keeps what it made for the cells (functools.cache)
+
+
 class Evaluation(Protocol):
     """The run-time half of a task kind, for one task on one device (TaskKind.evaluation). The
-    runner asks, in this order: the reference cells, the jobs of the pending cells, and then the
-    scores of each job's outputs; it builds, times and stores every row itself."""
+    runner asks, in this order: the reference cells, the preparations of the cells to run, the jobs
+    of the pending cells, and then the scores of each job's outputs; it builds, times and stores
+    every row itself."""
+
+    def preparations(self, cells: list[Cell]) -> list[Preparation]:
+        """The one-time work these cells (pending ones and reference cells) share, grouped by phase
+        in the order it is done: encoding the data set (training an encoder where needed), then
+        fitting decoders. Done first, the cells' own ETA counts cells only."""
+        ...
 
     def reference_cells(self) -> list[Cell]:
         """The cells it scores itself, with no plug-in: the reference cells (reference_cell) whose rows

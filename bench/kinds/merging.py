@@ -42,7 +42,19 @@ from bench.report.blocks import Block, Code, Inline, Para, Strong, Table
 from bench.report.stats import arrow, fmt, largest_count, native_value, summarise
 from bench.report.tables import method_cell
 from bench.results import Result
-from bench.task import KINDS, MAX_SEED, Cell, LimitSpec, Scores, Strict, Task, TaskSpec, closest, reference_cell
+from bench.task import (
+    KINDS,
+    MAX_SEED,
+    Cell,
+    LimitSpec,
+    Preparation,
+    Scores,
+    Strict,
+    Task,
+    TaskSpec,
+    closest,
+    reference_cell,
+)
 
 
 class MergingSpec(Strict):
@@ -255,6 +267,13 @@ class MergingEvaluation:
         return score_all(self.task.spec.metrics, providers)
 
     # -- bench.task.Evaluation
+
+    def preparations(self, cells: list[Cell]) -> list[Preparation]:
+        """The part encoders of each partition the cells merge (trained, then encoding the data set),
+        and the end-to-end encoder's space. Decoders are fitted on each merged space, within its cell."""
+        partitions = sorted({cell.source for cell in cells if cell.n_anchors})
+        return ([Preparation("encoding", f"{how} parts", functools.partial(self.spaces, how)) for how in partitions]
+                + [Preparation("encoding", end_to_end_id(self.task.spec), self._end_to_end)])
 
     def reference_cells(self) -> list[Cell]:
         return [reference_cell(end_to_end_id(self.task.spec))]

@@ -43,7 +43,19 @@ from bench.metrics import METRICS, score_all
 from bench.relative import RelativeDecoder, fit_relative_decoder
 from bench.report.blocks import Block, Code, Inline
 from bench.results import Result
-from bench.task import KINDS, Cell, LimitSpec, MethodSpec, Scores, Strict, Task, TaskSpec, closest, reference_cell
+from bench.task import (
+    KINDS,
+    Cell,
+    LimitSpec,
+    MethodSpec,
+    Preparation,
+    Scores,
+    Strict,
+    Task,
+    TaskSpec,
+    closest,
+    reference_cell,
+)
 
 MAX_BATCH = 32  # cells per job: bounds a job's memory, time limit and what one crash of a worker fails
 
@@ -247,6 +259,19 @@ class StitchingEvaluation:
                                      f"the target's space" for name in metrics if name not in decoded})
 
     # -- bench.task.Evaluation
+
+    def preparations(self, cells: list[Cell]) -> list[Preparation]:
+        """Each encoder's embeddings, then each target's decoder and probes as the metrics ask for them."""
+        compared = {METRICS.get(name).compares for name in self.task.spec.metrics}
+        encoders = sorted({cell.source for cell in cells if cell.n_anchors} | {cell.target for cell in cells})
+        targets = sorted({cell.target for cell in cells})
+        steps = [Preparation("encoding", name, functools.partial(self.embedding, name)) for name in encoders]
+        if compared & {"labels", "native"}:
+            steps += [Preparation("decoders", target, functools.partial(self.decoder, target)) for target in targets]
+        if "probes" in compared:
+            steps += [Preparation("decoders", f"{target} probes", functools.partial(self.probes, target))
+                      for target in targets]
+        return steps  # a relative baseline's decoder is its fit: fitted and timed in its own cell
 
     def reference_cells(self) -> list[Cell]:
         """The ceiling of each target, and the cells of the task's baselines (paired anchors, like the methods')."""

@@ -35,6 +35,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from bench.cache import cache_key, cached_bytes
+from bench.logistic import LbfgsLogistic
 from bench.registry import Registry
 from bench.threads import one_thread
 
@@ -153,6 +154,11 @@ class LinearHead:
 DECODERS.add("logistic", DecoderRecipe(
     "logistic", 2, {"max_iter": 2000},
     LogisticRegression))  # multinomial, lbfgs: deterministic on one thread
+# the same objective as `logistic`, solved by torch's lbfgs in preconditioned variables (bench.logistic):
+# about 4x faster on 10,000 rows of 64 to 128 features; the merging task's head, fitted in every cell
+DECODERS.add("logistic-lbfgs", DecoderRecipe(
+    "logistic-lbfgs", 1, {"C": 1.0, "max_iter": 2000, "tol": 1e-5},
+    LbfgsLogistic))
 # a linear SVM head, for checking that conclusions do not hinge on the head's loss
 DECODERS.add("linear-svm", DecoderRecipe(
     "linear-svm", 2, {"dual": "auto", "max_iter": 5000, "random_state": 0},

@@ -15,7 +15,7 @@ from bench.datasets import load_dataset
 from bench.decoders import DECODERS, NEGLIGIBLE_STD, FeatureScaler, LinearHead
 
 
-@pytest.mark.parametrize("decoder", ["logistic", "linear-svm"])
+@pytest.mark.parametrize("decoder", ["logistic", "logistic-lbfgs", "linear-svm"])
 @pytest.mark.parametrize("n_classes", [2, 10])
 def test_predict_tensor_equals_the_sklearn_pipeline(decoder, n_classes):
     data = load_dataset("digits")

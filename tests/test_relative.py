@@ -1,5 +1,5 @@
 """The relative-representations baseline: cosines as scikit-learn computes them (zero rows included),
-RelativeLogistic at scikit-learn's LogisticRegression optimum, and the baseline end to end: spaces
+LbfgsLogistic at scikit-learn's LogisticRegression optimum, and the baseline end to end: spaces
 related by an orthogonal map and a scale stitch exactly, an unrelated source does not, and the
 outcome does not depend on the thread count."""
 from __future__ import annotations
@@ -15,9 +15,9 @@ from threadpoolctl import threadpool_limits
 
 from bench.datasets import load_dataset
 from bench.decoders import DECODERS, FeatureScaler
+from bench.logistic import LbfgsLogistic
 from bench.relative import (
     RELATIVE_DECODER,
-    RelativeLogistic,
     baseline_source_hash,
     fit_relative_decoder,
     relative_representation,
@@ -67,8 +67,8 @@ def test_relative_logistic_reaches_the_sklearn_optimum(k, p, rank, C):
     X_test, _ = _standardised_problem(k, p, rank, seed=1)
     reference = LogisticRegression(C=C, tol=1e-12, max_iter=100_000).fit(X.astype(np.float64), y)
     with one_thread():
-        ours = RelativeLogistic(C=C, tol=RELATIVE_DECODER.params["tol"]).fit(X, y)
-        tight = RelativeLogistic(C=C, tol=1e-9, max_iter=10_000).fit(X, y)
+        ours = LbfgsLogistic(C=C, tol=RELATIVE_DECODER.params["tol"]).fit(X, y)
+        tight = LbfgsLogistic(C=C, tol=1e-9, max_iter=10_000).fit(X, y)
     assert ours.coef_.shape == reference.coef_.shape and ours.intercept_.shape == reference.intercept_.shape
     assert np.array_equal(ours.classes_, reference.classes_)
     for model, tolerance in ((ours, 5e-4), (tight, 5e-5)):
@@ -159,6 +159,6 @@ def test_features_that_never_vary_leave_the_class_prior():
     """Nothing spanned (r = 0): only the intercepts are fitted, to the fit split's class frequencies."""
     y = np.repeat([0, 1, 2], [70, 20, 10])
     with one_thread():
-        model = RelativeLogistic().fit(np.zeros((100, 5), dtype=np.float32), y)
+        model = LbfgsLogistic().fit(np.zeros((100, 5), dtype=np.float32), y)
     np.testing.assert_allclose(model.predict_proba(np.ones((1, 5))), [[0.7, 0.2, 0.1]], atol=1e-6)
     assert np.array_equal(model.coef_, np.zeros((3, 5)))

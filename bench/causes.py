@@ -31,6 +31,7 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+import scipy.linalg
 import torch
 from scipy import stats
 from threadpoolctl import threadpool_limits
@@ -66,7 +67,7 @@ def span_condition(A: np.ndarray) -> tuple[float, int]:
     and their count (its rank). (n, d) -> (kappa, rank). A zero matrix: (nan, 0).
 
     The covariance A^T A / n has the square of this condition number."""
-    s = np.linalg.svd(A, compute_uv=False)  # (min(n, d),)
+    s = _svd(A, compute_uv=False)  # (min(n, d),)
     kept = s[s > _tolerance(s)]
     return (float(kept.max() / kept.min()) if kept.size else math.nan), int(kept.size)
 
@@ -78,9 +79,19 @@ def covariance_condition(Xp: np.ndarray) -> tuple[float, int]:
     return kappa**2, rank
 
 
+def _svd(M: np.ndarray, full_matrices: bool = False, compute_uv: bool = True) -> Any:
+    """numpy's SVD in float64 (LAPACK's divide and conquer, gesdd) or, where that fails to converge, QR
+    iteration (gesvd), slower but convergent: gesdd failed on a cross-modal cell's float32 Xp^T Yp."""
+    M = np.asarray(M, dtype=np.float64)
+    try:
+        return np.linalg.svd(M, full_matrices=full_matrices, compute_uv=compute_uv)  # type: ignore[call-overload]
+    except np.linalg.LinAlgError:
+        return scipy.linalg.svd(M, full_matrices=full_matrices, compute_uv=compute_uv, lapack_driver="gesvd")
+
+
 def polar(M: np.ndarray) -> np.ndarray:
     """The orthogonal polar factor U V^T of M (the orthogonal matrix nearest to it). (p, q) -> (p, q)."""
-    U, _, Vt = np.linalg.svd(M, full_matrices=False)  # (p, k), (k,), (k, q)
+    U, _, Vt = _svd(M, full_matrices=False)  # (p, k), (k,), (k, q)
     return U @ Vt
 
 
@@ -88,7 +99,7 @@ def non_orthogonality(R: np.ndarray) -> float:
     """min_c ||R - c polar(R)||_F / ||R||_F, over the singular values R numerically has: 0 for a
     scaled orthogonal map, near 1 when a few directions dominate. With s the singular values,
     R - c U V^T = U (diag(s) - c I) V^T, minimised at c = mean(s): sqrt(1 - sum(s)^2 / (k sum(s^2)))."""
-    s = np.linalg.svd(R, compute_uv=False)
+    s = _svd(R, compute_uv=False)
     s = s[s > _tolerance(s)]
     if not s.size:
         return math.nan
@@ -104,7 +115,7 @@ def map_agreement(P: np.ndarray, Q: np.ndarray) -> float:
 def outside_span(anchors: np.ndarray, X: np.ndarray) -> float:
     """Share of X's squared norm outside the span of the anchors' rows: what a map fitted on those
     anchors never saw. (n, d) anchors, (m, d) points -> [0, 1]."""
-    _, s, Vt = np.linalg.svd(anchors, full_matrices=False)  # (k,), (k, d)
+    _, s, Vt = _svd(anchors, full_matrices=False)  # (k,), (k, d)
     V = Vt[s > _tolerance(s)].T  # (d, r) orthonormal basis of the anchors' row span
     outside = X - (X @ V) @ V.T  # (m, d)
     return float((outside**2).sum() / max((X**2).sum(), np.finfo(np.float64).tiny))
@@ -114,7 +125,7 @@ def spectral_mismatch(Xp: np.ndarray, Yp: np.ndarray) -> float:
     """||sigma(Xp) - sigma(Yp)||_2 / ||Yp||_F, singular values sorted and zero-padded to one length.
     By Mirsky's inequality no orthogonal Q fits better: ||Xp Q - Yp||_F >= ||sigma(Xp) - sigma(Yp)||_2,
     since sigma(Xp Q) = sigma(Xp). (n, dx), (n, dy) -> >= 0: the anisotropy no rotation can undo."""
-    sx, sy = np.linalg.svd(Xp, compute_uv=False), np.linalg.svd(Yp, compute_uv=False)
+    sx, sy = _svd(Xp, compute_uv=False), _svd(Yp, compute_uv=False)
     k = max(sx.size, sy.size)
     sx, sy = np.pad(sx, (0, k - sx.size)), np.pad(sy, (0, k - sy.size))
     return float(np.linalg.norm(sx - sy) / np.linalg.norm(Yp))
@@ -228,7 +239,7 @@ def irp_cells(task: Task, frame: pd.DataFrame, results_dir: Path) -> list[dict[s
         anchors = evaluation.anchors(cell)
         Xa, Ya = X[anchors], Y[anchors]
         A, B = unit_rows(Xa - Xa.mean(axis=0)), unit_rows(Ya - Ya.mean(axis=0))  # (n, dx), (n, dy): irp's fit
-        s = np.linalg.svd(B, compute_uv=False)  # irp-plain inverts B^T with pinv: it divides by these
+        s = _svd(B, compute_uv=False)  # irp-plain inverts B^T with pinv: it divides by these
         s = s[s > _tolerance(s)]
         n, dy = B.shape
         # the ridge irp chooses by cross-validation on these anchors (its own fit, not a copy of it)

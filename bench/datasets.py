@@ -93,7 +93,8 @@ class DatasetUnavailable(RuntimeError):
     """A data set's files are missing; the message says what is missing and how to provide it."""
 
 
-def _hash_array(digest: hashlib._Hash, array: np.ndarray) -> None:
+def hash_array(digest: hashlib._Hash, array: np.ndarray) -> None:
+    """Feed an array's dtype, shape and values (or a string array's UTF-8 texts) to a sha256 digest."""
     if array.dtype.kind in "OUS":  # strings: their UTF-8 bytes, each prefixed by its length
         digest.update(str(("str", array.shape)).encode())
         for text in array.reshape(-1).tolist():
@@ -110,12 +111,12 @@ def content_hash(x: np.ndarray, y: np.ndarray, splits: dict[str, np.ndarray], te
     split, or a changed text, is a changed data set. Without texts the hash is what it always was."""
     digest = hashlib.sha256()
     for array in (x, y, *(splits[name] for name in sorted(splits))):
-        _hash_array(digest, array)
+        hash_array(digest, array)
     for name in sorted(splits):
         digest.update(name.encode())
     if texts is not None:
         digest.update(b"texts")
-        _hash_array(digest, texts)
+        hash_array(digest, texts)
     return digest.hexdigest()[:16]
 
 

@@ -35,6 +35,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from bench.cache import cache_key, cached_bytes
+from bench.datasets import hash_array
 from bench.logistic import LbfgsLogistic
 from bench.registry import Registry
 from bench.threads import one_thread
@@ -96,9 +97,8 @@ class DecoderRecipe:
 
 def content_hash(array: np.ndarray) -> str:
     """sha256 of an array's dtype, shape and values (about 0.1 s for 10,000 x 1,280 float32)."""
-    array = np.ascontiguousarray(array)
-    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
-    digest.update(array.tobytes())  # a copy (51 MB for the largest target), for a hash computed once a run
+    digest = hashlib.sha256()
+    hash_array(digest, array)
     return digest.hexdigest()
 
 

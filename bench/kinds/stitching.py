@@ -57,6 +57,7 @@ from bench.task import (
     reference_cell,
 )
 
+DECODED = frozenset({"labels", "native"})  # what a metric compares when it reads the decoder's predictions
 MAX_BATCH = 32  # cells per job: bounds a job's memory, time limit and what one crash of a worker fails
 
 
@@ -127,7 +128,7 @@ class StitchingKind:
             if self.autoencoders and not hasattr(ENCODERS.get(name), "decode"):
                 problems.append(f"{key}: encoder {name!r} has no decoder; "
                                 f"a {spec.kind} task needs autoencoders (ids *-ae-*)")
-        if spec.baselines and not {METRICS.get(name).compares for name in spec.metrics} & {"labels", "native"}:
+        if spec.baselines and not compared(spec) & DECODED:
             problems.append(f"baselines: {RELATIVE!r} is scored by a decoder fitted on the target's relative "
                             f"representation: a task with a metric of the decoder's predictions (e.g. accuracy)")
         return problems
@@ -137,9 +138,8 @@ class StitchingKind:
 
     def decoder_identity(self, spec: TaskSpec) -> str | None:
         """The target's decoder when a metric reads its predictions, and the probes when one reads theirs."""
-        compared = {METRICS.get(name).compares for name in spec.metrics}
-        heads = [DECODERS.get(spec.decoder)] if compared & {"labels", "native"} else []
-        heads += [PROBES] if "probes" in compared else []
+        heads = [DECODERS.get(spec.decoder)] if compared(spec) & DECODED else []
+        heads += [PROBES] if "probes" in compared(spec) else []
         return " + ".join(head.identity for head in heads) or None
 
     def evaluation(self, task: Task, dataset: Dataset, device: torch.device, results_dir: Path) -> StitchingEvaluation:
@@ -157,6 +157,11 @@ class StitchingKind:
 KINDS.add("classification", StitchingKind(compares=("labels", "native", "probes", "latent", "clusters")))
 KINDS.add("similarity", StitchingKind(compares=("latent", "clusters")))
 KINDS.add("reconstruction", StitchingKind(compares=("pixels", "latent"), autoencoders=True))
+
+
+def compared(spec: TaskSpec) -> set[str]:
+    """What the task's metrics compare (bench.metrics.COMPARES): which heads its targets need."""
+    return {METRICS.get(name).compares for name in spec.metrics}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,7 +256,7 @@ class StitchingEvaluation:
         decoder, X = self.relative_decoder(cell.target, tuple(target_anchors)), self.embedding(cell.source)
         predicted = decoder.predict(X[self.eval_idx], X[source_anchors])  # (m,)
         metrics = self.task.spec.metrics
-        decoded = [name for name in metrics if METRICS.get(name).compares in ("labels", "native")]
+        decoded = [name for name in metrics if METRICS.get(name).compares in DECODED]
         untranslated = torch.empty(0)  # never read: only the decoder's metrics are asked for
         scores, unavailable = score_all(decoded, self.providers(cell.target, untranslated, predicted))
         return ({name: scores.get(name) for name in metrics},
@@ -262,13 +267,13 @@ class StitchingEvaluation:
 
     def preparations(self, cells: list[Cell]) -> list[Preparation]:
         """Each encoder's embeddings, then each target's decoder and probes as the metrics ask for them."""
-        compared = {METRICS.get(name).compares for name in self.task.spec.metrics}
+        heads = compared(self.task.spec)
         encoders = sorted({cell.source for cell in cells if cell.n_anchors} | {cell.target for cell in cells})
         targets = sorted({cell.target for cell in cells})
         steps = [Preparation("encoding", name, functools.partial(self.embedding, name)) for name in encoders]
-        if compared & {"labels", "native"}:
+        if heads & DECODED:
             steps += [Preparation("decoders", target, functools.partial(self.decoder, target)) for target in targets]
-        if "probes" in compared:
+        if "probes" in heads:
             steps += [Preparation("decoders", f"{target} probes", functools.partial(self.probes, target))
                       for target in targets]
         return steps  # a relative baseline's decoder is its fit: fitted and timed in its own cell

@@ -16,7 +16,7 @@ from bench.kinds.stitching import StitchingEvaluation, StitchingJob
 from bench.report.rows import is_current_factory
 from bench.runner import Summary, run_task
 from bench.task import load_task
-from support import SMALL_TASK
+from support import REPO, SMALL_TASK
 
 
 def run(task, results, methods=None) -> Summary:
@@ -254,3 +254,13 @@ def test_the_shared_work_is_done_first_one_progress_bar_per_phase(task_file, tmp
     bars = capsys.readouterr().err
     assert bars.index("tiny: encoding") < bars.index("tiny: decoders") < bars.index("tiny:   0%|")  # the cells' bar
     assert "0/2 [" in bars and "0/24 [" in bars  # two encoders, two decoders; 24 cells, nothing else counted as one
+
+
+@pytest.mark.parametrize("task_path", ["tasks/fashion-mnist-merging.yaml", "tasks/digits-cross-seed.yaml"])
+def test_a_rerun_with_every_row_stored_prepares_nothing(task_path):
+    """No cell to run, no reference to score: no encoder is trained or run, no decoder fitted (before,
+    a merging task encoded its end-to-end space on every `bench run`)."""
+    task = load_task(REPO / task_path)
+    evaluation = task.kind.evaluation(task, load_dataset(task.spec.dataset.name), torch.device("cpu"), REPO / "results")
+    assert evaluation.preparations([]) == []
+    assert evaluation.preparations(evaluation.reference_cells())  # the references alone need their spaces

@@ -272,8 +272,9 @@ class MergingEvaluation:
         """The part encoders of each partition the cells merge (trained, then encoding the data set),
         and the end-to-end encoder's space. Decoders are fitted on each merged space, within its cell."""
         partitions = sorted({cell.source for cell in cells if cell.n_anchors})
-        return ([Preparation("encoding", f"{how} parts", functools.partial(self.spaces, how)) for how in partitions]
-                + [Preparation("encoding", end_to_end_id(self.task.spec), self._end_to_end)])
+        end_to_end = [Preparation("encoding", end_to_end_id(self.task.spec), self._end_to_end)] if cells else []
+        return [Preparation("encoding", f"{how} parts", functools.partial(self.spaces, how))
+                for how in partitions] + end_to_end  # nothing when every row is stored
 
     def reference_cells(self) -> list[Cell]:
         return [reference_cell(end_to_end_id(self.task.spec))]
